@@ -1,0 +1,192 @@
+"""Opening corpus sources: local files and any smart_open URI.
+
+A source is opened raw (compression disabled) so that the sha256 recorded
+for it is the hash of the bytes as stored, the figure ``sha256sum`` shows;
+decompression is layered on top by smart_open, inferred from the name.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import lzma
+import os
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import smart_open
+from smart_open.compression import compression_wrapper
+
+from .errors import DataError, InputMissingError, StoreIOError
+from .uris import is_remote, redact, resolve_local, scheme_of
+
+
+@dataclass(frozen=True)
+class SourceStat:
+    """What can be learnt about a source without reading it (the cheap fingerprint)."""
+
+    size: int | None
+    mtime_ns: int | None = None
+    etag: str | None = None
+    last_modified: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if v is not None}
+
+
+@dataclass
+class SourceOptions:
+    """Settings that reach the transport (e.g. an S3-compatible endpoint)."""
+
+    s3_endpoint_url: str | None = None
+
+    def transport_params(self, uri: str) -> dict[str, Any]:
+        if scheme_of(uri) == "s3" and self.s3_endpoint_url:
+            import boto3
+
+            return {"client": boto3.client("s3", endpoint_url=self.s3_endpoint_url)}
+        return {}
+
+
+def stat(uri: str, base_dir: Path, options: SourceOptions | None = None) -> SourceStat:
+    """The cheap fingerprint of ``uri``; raises InputMissingError when it does not exist."""
+    local = resolve_local(uri, base_dir)
+    if local is not None:
+        try:
+            st = local.stat()
+        except FileNotFoundError:
+            raise InputMissingError(
+                f"corpus {redact(uri)} does not exist", hint="check the path in the config"
+            ) from None
+        except OSError as exc:
+            raise StoreIOError(f"cannot stat corpus {redact(uri)}: {exc.strerror}") from None
+        return SourceStat(size=st.st_size, mtime_ns=st.st_mtime_ns)
+    from .remote import remote_stat
+
+    return remote_stat(uri, options or SourceOptions())
+
+
+class HashingReader(io.RawIOBase):
+    """A raw stream that hashes and counts every byte read through it."""
+
+    def __init__(self, raw: IO[bytes], name: str) -> None:
+        self._raw = raw
+        self.name = name  # compression_wrapper infers the codec from it
+        self.sha256 = hashlib.sha256()
+        self.bytes_read = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._raw.read(len(buffer))
+        n = len(data)
+        buffer[:n] = data
+        self.sha256.update(data)
+        self.bytes_read += n
+        return n
+
+    def close(self) -> None:
+        try:
+            self._raw.close()
+        finally:
+            super().close()
+
+
+@dataclass
+class OpenSource:
+    """An open source: ``stream`` yields decompressed bytes, ``raw`` counts and hashes."""
+
+    uri: str
+    stream: IO[bytes]
+    raw: HashingReader
+
+
+@contextmanager
+def open_source(
+    uri: str, base_dir: Path, options: SourceOptions | None = None
+) -> Iterator[OpenSource]:
+    """Open ``uri`` for reading; decompression inferred from the name."""
+    options = options or SourceOptions()
+    local = resolve_local(uri, base_dir)
+    target = str(local) if local is not None else uri
+    try:
+        raw = smart_open.open(
+            target, "rb", compression="disable", transport_params=options.transport_params(uri)
+        )
+    except FileNotFoundError:
+        raise InputMissingError(
+            f"corpus {redact(uri)} does not exist", hint="check the path in the config"
+        ) from None
+    except IsADirectoryError:
+        raise DataError(f"corpus {redact(uri)} is a directory, not a file") from None
+    except PermissionError:
+        raise StoreIOError(
+            f"corpus {redact(uri)} cannot be read: permission denied",
+            hint="check the file's permissions",
+        ) from None
+    except Exception as exc:  # smart_open transports raise their own types
+        raise remote_error(uri, exc) from None
+    hashing = HashingReader(raw, os.path.basename(target.split("?", 1)[0]))
+    stream = compression_wrapper(io.BufferedReader(hashing, 1 << 20), "rb")
+    try:
+        yield OpenSource(uri=uri, stream=stream, raw=hashing)
+    finally:
+        try:
+            stream.close()
+        except Exception:  # closing a half-read remote stream must not mask the real error
+            pass
+
+
+def remote_error(uri: str, exc: BaseException) -> Exception:
+    """Translate a transport's exception into ours, with the URI redacted."""
+    text = str(exc)
+    shown = redact(uri)
+    if uri in text:
+        text = text.replace(uri, shown)
+    missing = ("404", "NoSuchKey", "NoSuchBucket", "Not Found", "does not exist")
+    if isinstance(exc, FileNotFoundError) or any(m in text for m in missing):
+        return InputMissingError(
+            f"corpus {shown} does not exist ({type(exc).__name__})",
+            hint="check the URI, and that the object has been uploaded",
+        )
+    if is_remote(uri):
+        return StoreIOError(
+            f"cannot read corpus {shown}: {type(exc).__name__}: {text[:300]}",
+            hint="check the network, the endpoint and your credentials, then re-run",
+        )
+    return StoreIOError(f"cannot read corpus {shown}: {type(exc).__name__}: {text[:300]}")
+
+
+# Exceptions raised by decompressors on a damaged or truncated stream.
+DECOMPRESSION_ERRORS: tuple[type[BaseException], ...] = (
+    EOFError,
+    gzip.BadGzipFile,
+    zlib.error,
+    lzma.LZMAError,
+)
+
+
+def decompression_error(uri: str, exc: BaseException, raw_offset: int) -> DataError:
+    """A clear error for a truncated or damaged compressed source."""
+    kind = "truncated" if isinstance(exc, EOFError) else "damaged"
+    return DataError(
+        f"corpus {redact(uri)} is {kind}: {exc} (after {raw_offset} compressed bytes)",
+        hint="re-download or re-create the file; nothing was committed",
+    )
+
+
+__all__ = [
+    "DECOMPRESSION_ERRORS",
+    "OpenSource",
+    "SourceOptions",
+    "SourceStat",
+    "decompression_error",
+    "open_source",
+    "stat",
+]
