@@ -16,6 +16,7 @@ from typing import IO, Literal
 from pydantic import BaseModel, ConfigDict
 
 from .errors import DataError
+from .sources import DECOMPRESSION_ERRORS, OpenSource, decompression_error
 from .uris import redact
 
 
@@ -116,3 +117,18 @@ def read_text(
 
 
 FORMATS: tuple[type[BaseModel], ...] = (TextFormat,)
+
+
+def iterate_records(
+    source: OpenSource, reader: Reader, fmt: BaseModel, encoding_errors: str, stats: ReadStats
+) -> Iterator[str]:
+    """Records of an open source, with decompression failures turned into DataError."""
+    try:
+        yield from reader(source.stream, source.uri, fmt, encoding_errors, stats)
+    except DECOMPRESSION_ERRORS as exc:
+        raise decompression_error(source.uri, exc, source.raw.bytes_read) from None
+    except OSError as exc:
+        text = str(exc)
+        if "Invalid data stream" in text or "Not a gzipped file" in text or "Error -3" in text:
+            raise decompression_error(source.uri, exc, source.raw.bytes_read) from None
+        raise

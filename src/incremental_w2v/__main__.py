@@ -1,0 +1,5 @@
+"""``python -m incremental_w2v``."""
+
+from .cli import entry_point
+
+entry_point()

@@ -1,0 +1,339 @@
+"""The ``add-corpus`` flow: train the base if needed, then apply every pending corpus.
+
+Under the store's lock: sweep leftovers, plan (queue minus applied, by
+fingerprint), then for each corpus in queue order one streaming pass
+(validate, count, write the working file), vocabulary update from the
+cumulative ledger, training, and an atomic commit of a new version. A
+failure at any point leaves every committed version as it was.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .config import Config
+from .corpus import Corpus, PassResult, stream_once
+from .corpus import require_tokens as _require_tokens
+from .errors import ConfigError, InputMissingError
+from .fsutil import os_error, sha256_file
+from .ledger import Ledger
+from .locking import store_lock
+from .manifest import CorpusRecord, Fingerprint, VersionMeta
+from .pending import PendingCorpus, plan_run, source_options
+from .store import Staging, Store
+from .training import (
+    apply_update,
+    check_trainable,
+    params_of_model,
+    structural_mismatch,
+    train_base,
+)
+from .uris import check_uri, redact
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class AddResult:
+    """What one run did; ``to_dict`` is the ``--json`` output."""
+
+    applied: list[dict[str, Any]] = field(default_factory=list)
+    skipped: list[dict[str, str]] = field(default_factory=list)
+    current: str | None = None
+    swept: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "applied": self.applied,
+            "skipped": self.skipped,
+            "current": self.current,
+            "swept": self.swept,
+            "seconds": round(self.seconds, 3),
+        }
+
+    def summary(self) -> str:
+        if not self.applied:
+            return f"nothing to do: current version {self.current}, {len(self.skipped)} corpora " \
+                "already applied"
+        done = ", ".join(f"{a['version']} ({a['name']})" for a in self.applied)
+        return f"applied {len(self.applied)} corpus(es): {done}; current version {self.current}"
+
+
+def add_corpus(
+    config: Config,
+    extra_uris: tuple[str, ...] = (),
+    wait: float = 0.0,
+    allow_tokenize_change: bool = False,
+) -> AddResult:
+    """Apply every pending corpus of ``config`` (and ``extra_uris``) to its store."""
+    started = time.perf_counter()
+    for uri in extra_uris:
+        check_uri(uri)
+    store = Store.open(config.store_path, create=True)
+    result = AddResult()
+    with store_lock(store.root, "add-corpus", wait):
+        result.swept = store.sweep()
+        manifest = store.read_manifest()
+        current = store.current_meta(manifest)
+        if current is not None:
+            check_compatible(config, current, allow_tokenize_change)
+        plan = plan_run(config, current, extra_uris)
+        result.skipped = plan.skipped
+        if current is None:
+            current = create_base(store, config, plan.base)
+            result.applied.append(_applied(current))
+        model: Any = None
+        ledger: Ledger | None = None
+        for item in plan.pending:
+            if model is None or ledger is None:
+                model = store.load_model(current.version)
+                check_trainable(model, f"version {current.version}")
+                ledger = store.load_ledger(current.version)
+            current = apply_one(store, config, current, model, ledger, item)
+            result.applied.append(_applied(current))
+        result.current = current.version
+    result.seconds = time.perf_counter() - started
+    logger.info("%s (%.1fs)", result.summary(), result.seconds)
+    return result
+
+
+def check_compatible(config: Config, current: VersionMeta, allow_tokenize_change: bool) -> None:
+    problems = structural_mismatch(current.params, config.model)
+    if current.tokenize and current.tokenize != config.tokenize.model_dump() and not (
+        allow_tokenize_change
+    ):
+        problems.append(
+            f"tokenize: lineage has {current.tokenize}, config has {config.tokenize.model_dump()}"
+        )
+    if problems:
+        raise ConfigError(
+            f"the config does not match the lineage in {config.store_path} "
+            f"(current version {current.version})",
+            problems,
+            hint="restore the lineage's settings in the config; mixing tokenisations splits "
+            "the vocabulary (pass --allow-tokenize-change if you mean it), and vector_size/sg "
+            "cannot change within a lineage ('incw2v rebuild' or a new store can)",
+        )
+
+
+def _applied(meta: VersionMeta) -> dict[str, Any]:
+    return {
+        "version": meta.version,
+        "kind": meta.kind,
+        "name": ", ".join(meta.added),
+        "corpora": [c.model_dump() for c in meta.corpora if c.applied_in == meta.version],
+        "vocab_size": meta.vocab_size,
+        "words_added": meta.words_added,
+        "seconds": round(sum(meta.timings.values()), 3),
+    }
+
+
+def _record(item: PendingCorpus, result: PassResult, version: str) -> CorpusRecord:
+    spec = item.spec
+    return CorpusRecord(
+        name=spec.name,
+        uri=redact(spec.uri),
+        fingerprint=Fingerprint(
+            size=item.stat.size,
+            mtime_ns=item.stat.mtime_ns,
+            etag=item.stat.etag,
+            last_modified=item.stat.last_modified,
+            sha256=result.sha256,
+        ),
+        format=spec.format.model_dump(),
+        tokenize=spec.tokenize.model_dump(),
+        sentences=result.sentences,
+        tokens=result.tokens,
+        skipped=result.stats.skipped,
+        replacements=result.stats.replacements,
+        applied_in=version,
+        read_seconds=round(result.seconds, 3),
+    )
+
+
+def _read_into(
+    store: Store, config: Config, items: list[PendingCorpus], workfile: Path, version: str
+) -> tuple[list[CorpusRecord], list[PassResult]]:
+    """One streaming pass over each corpus, appending to ``workfile``."""
+    records, results = [], []
+    options = source_options(config)
+    try:
+        with open(workfile, "w", encoding="utf-8", newline="\n") as out:
+            for item in items:
+                logger.info("reading %s (%s)", item.spec.name, redact(item.spec.uri))
+                result = stream_once(
+                    Corpus(item.spec, config.base_dir, options), out, item.stat.size
+                )
+                _require_tokens(item.spec, result)
+                records.append(_record(item, result, version))
+                results.append(result)
+    except OSError as exc:
+        if exc.filename is None or str(workfile) in str(exc.filename):
+            raise os_error(exc, "writing the working file") from None
+        raise
+    return records, results
+
+
+def create_base(store: Store, config: Config, items: list[PendingCorpus]) -> VersionMeta:
+    if config.base.model is not None:
+        return import_base_model(store, config)
+    version = store.read_manifest().next_version(set())
+    with store.workdir() as work, store.staging() as staging:
+        workfile = work / "corpus.txt"
+        t0 = time.perf_counter()
+        records, results = _read_into(store, config, items, workfile, version)
+        ledger = Ledger()
+        for res in results:
+            ledger.add(res.counts, res.sentences)
+        t1 = time.perf_counter()
+        model, report = train_base(
+            config.model, ledger, workfile, ledger.sentences, sum(r.tokens for r in results)
+        )
+        t2 = time.perf_counter()
+        return _commit(
+            store, staging, config, model, ledger,
+            {
+                "parent": None,
+                "kind": "base",
+                "corpora": records,
+                "added": [r.name for r in records],
+                "vocab_size": report.vocab_size,
+                "words_added": report.words_added,
+                "top_new_words": report.top_new_words,
+                "update_params": {},
+                "timings": {"read": t1 - t0, "train": t2 - t1},
+            },
+        )
+
+
+def import_base_model(store: Store, config: Config) -> VersionMeta:
+    """Bring an existing full gensim model in as the lineage's first version."""
+    from gensim.utils import SaveLoad
+
+    assert config.base.model is not None
+    path = config._resolve(config.base.model)
+    if not path.is_file():
+        raise InputMissingError(
+            f"base model {path} does not exist", hint="check 'base.model' in the config"
+        )
+    t0 = time.perf_counter()
+    try:
+        # The user's own model file: the one pickle we load without a recorded hash.
+        model = SaveLoad.load(str(path), mmap=None)
+    except Exception as exc:
+        raise ConfigError(
+            f"base model {path} cannot be loaded as a gensim model: {type(exc).__name__}: {exc}",
+            hint="give a full model saved with gensim's Word2Vec.save()",
+        ) from None
+    check_trainable(model, f"base model {path}")
+    params = params_of_model(model)
+    mismatch = structural_mismatch(params, config.model)
+    if mismatch:
+        raise ConfigError(
+            f"the config's model parameters contradict the base model {path}",
+            mismatch,
+            hint="set these keys under 'model:' to the base model's values",
+        )
+    counts = model.wv.expandos.get("count")
+    ledger = Ledger.from_counts(
+        ((w, int(counts[i]) if counts is not None else 1) for i, w in enumerate(model.wv.index_to_key)),
+        sentences=int(getattr(model, "corpus_count", 0) or 0),
+    )
+    st = path.stat()
+    record = CorpusRecord(
+        name=config.base.name or path.name,
+        uri=f"model:{config.base.model}",
+        fingerprint=Fingerprint(size=st.st_size, mtime_ns=st.st_mtime_ns, sha256=sha256_file(path)),
+        sentences=ledger.sentences,
+        tokens=ledger.tokens,
+        applied_in=store.read_manifest().next_version(set()),
+    )
+    with store.staging() as staging:
+        return _commit(
+            store, staging, config, model, ledger,
+            {
+                "parent": None,
+                "kind": "import",
+                "corpora": [record],
+                "added": [record.name],
+                "vocab_size": len(model.wv),
+                "words_added": len(model.wv),
+                "top_new_words": list(model.wv.index_to_key[:20]),
+                "timings": {"import": time.perf_counter() - t0},
+                "notes": [
+                    "imported from an existing model: words below its min_count were never "
+                    "counted, so the ledger starts from the model's vocabulary"
+                ],
+            },
+            params=params,
+        )
+
+
+def apply_one(
+    store: Store,
+    config: Config,
+    current: VersionMeta,
+    model: Any,
+    ledger: Ledger,
+    item: PendingCorpus,
+) -> VersionMeta:
+    version = store.read_manifest().next_version(set())
+    with store.workdir() as work, store.staging() as staging:
+        workfile = work / "corpus.txt"
+        t0 = time.perf_counter()
+        records, results = _read_into(store, config, [item], workfile, version)
+        res = results[0]
+        ledger.add(res.counts, res.sentences)
+        t1 = time.perf_counter()
+        report = apply_update(
+            model, config.model, config.update, ledger, workfile, res.sentences, res.tokens
+        )
+        t2 = time.perf_counter()
+        return _commit(
+            store, staging, config, model, ledger,
+            {
+                "parent": current.version,
+                "kind": "update",
+                "corpora": [*current.corpora, *records],
+                "added": [r.name for r in records],
+                "vocab_size": report.vocab_size,
+                "words_added": report.words_added,
+                "top_new_words": report.top_new_words,
+                "update_params": {**config.update.model_dump(), "epochs": report.epochs},
+                "timings": {"read": t1 - t0, "train": t2 - t1},
+            },
+        )
+
+
+def _commit(
+    store: Store,
+    staging: Staging,
+    config: Config,
+    model: Any,
+    ledger: Ledger,
+    fields: dict[str, Any],
+    params: dict[str, Any] | None = None,
+) -> VersionMeta:
+    t0 = time.perf_counter()
+    try:
+        staging.save_model(model)
+        staging.save_ledger(ledger)
+    except OSError as exc:
+        raise os_error(exc, "saving the new version") from None
+    fields.setdefault("params", params or config.model.model_dump())
+    fields.setdefault("tokenize", config.tokenize.model_dump())
+    fields["timings"] = {**fields["timings"], "save": time.perf_counter() - t0}
+    fields["timings"] = {k: round(v, 3) for k, v in fields["timings"].items()}
+    fields["tool_version"] = __version__
+    meta = store.commit(staging, fields)
+    logger.info(
+        "committed %s (%s: %s), vocabulary %d (+%d)",
+        meta.version, meta.kind, ", ".join(meta.added), meta.vocab_size, meta.words_added,
+    )
+    return meta

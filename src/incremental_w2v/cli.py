@@ -1,0 +1,241 @@
+"""The ``incw2v`` command line: parse arguments, call one library function, map errors.
+
+Nothing here does work of its own; every command is one call into the
+library, and ``EXIT_CODES`` is the one table from exceptions to exit codes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from . import __version__
+from .config import Config, load_config
+from .errors import (
+    ConfigError,
+    DataError,
+    GateFailedError,
+    IncW2VError,
+    InputMissingError,
+    LockedError,
+    OutputError,
+    StoreIOError,
+    UsageError,
+)
+
+# BSD sysexits, so cron wrappers and monitoring can tell cases apart.
+EX_OK = 0
+EX_GATE = 3  # a quality gate kept the new version as a candidate
+EX_USAGE = 64
+EX_DATAERR = 65
+EX_NOINPUT = 66
+EX_SOFTWARE = 70
+EX_CANTCREAT = 73
+EX_IOERR = 74
+EX_TEMPFAIL = 75
+EX_CONFIG = 78
+EX_INTERRUPTED = 130
+
+EXIT_CODES: dict[type[IncW2VError], int] = {
+    UsageError: EX_USAGE,
+    DataError: EX_DATAERR,
+    InputMissingError: EX_NOINPUT,
+    OutputError: EX_CANTCREAT,
+    StoreIOError: EX_IOERR,
+    LockedError: EX_TEMPFAIL,
+    ConfigError: EX_CONFIG,
+    GateFailedError: EX_GATE,
+}
+
+logger = logging.getLogger("incremental_w2v")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EX_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="incw2v",
+        description="Keep gensim Word2Vec models current as new corpora arrive: "
+        "versioned, crash-safe, measured.",
+        epilog="Exit codes: 0 done or nothing to do, 3 quality gate kept the version as a "
+        "candidate, 64 usage, 65 bad input data, 66 input missing, 73 cannot create output, "
+        "74 I/O error, 75 another run holds the lock, 78 configuration error.",
+    )
+    parser.add_argument("--version", action="version", version=f"incw2v {__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    common.add_argument("-q", "--quiet", action="store_true", help="log warnings and errors only")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    def command(name: str, help_text: str, json_flag: bool = False) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text, parents=[common])
+        p.add_argument("config", metavar="CONFIG", type=Path, help="the YAML config file")
+        if json_flag:
+            p.add_argument("--json", action="store_true", help="print JSON for machines")
+        return p
+
+    command("validate", "check the config and print every problem at once")
+    p = command(
+        "add-corpus",
+        "train the base if needed, then apply every pending corpus (one version each)",
+        json_flag=True,
+    )
+    p.add_argument(
+        "uris", metavar="URI", nargs="*",
+        help="extra corpora, applied after the queue and recorded like queued ones",
+    )
+    p.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
+                   help="wait up to SECONDS for another run's lock (default: fail at once)")
+    p.add_argument("--allow-tokenize-change", action="store_true",
+                   help="accept tokenize settings that differ from the lineage's")
+    command("status", "show the current version and the pending corpora", json_flag=True)
+    command("history", "list every version with its lineage", json_flag=True)
+    p = command("rollback", "make an older committed version current")
+    p.add_argument("version", metavar="VERSION", help="e.g. v0002")
+    p.add_argument("--wait", type=float, default=0.0, metavar="SECONDS")
+    p = command("export", "write a version's vectors or model for use elsewhere")
+    p.add_argument("--format", required=True,
+                   choices=["word2vec-text", "word2vec-binary", "keyedvectors", "model"])
+    p.add_argument("--output", required=True, type=Path, metavar="PATH")
+    p.add_argument("--version", dest="version_name", metavar="VERSION",
+                   help="default: the current version")
+    p = command("prune", "delete old versions, keeping the newest N and always the current one")
+    p.add_argument("--keep", type=int, required=True, metavar="N")
+    p.add_argument("--wait", type=float, default=0.0, metavar="SECONDS")
+    return parser
+
+
+def setup_logging(args: argparse.Namespace, config: Config | None) -> None:
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if getattr(handler, "_incw2v", False):
+            root.removeHandler(handler)
+    level = logging.DEBUG if args.debug else (logging.WARNING if args.quiet else logging.INFO)
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    handlers[0].setFormatter(logging.Formatter("incw2v: %(message)s"))
+    if config is not None and config.log_path is not None:
+        file_handler = logging.FileHandler(config.log_path, encoding="utf-8")
+        file_handler.setFormatter(
+            logging.Formatter("%(asctime)s %(process)d %(name)s %(levelname)s %(message)s")
+        )
+        handlers.append(file_handler)
+    for handler in handlers:
+        handler._incw2v = True  # type: ignore[attr-defined]
+        handler.setLevel(level)
+        root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    logging.getLogger("incremental_w2v").setLevel(level)
+    # gensim narrates every epoch at INFO; keep its warnings.
+    for noisy in ("gensim", "smart_open", "botocore", "boto3", "urllib3", "filelock"):
+        logging.getLogger(noisy).setLevel(logging.DEBUG if args.debug else logging.WARNING)
+
+
+def _emit(args: argparse.Namespace, payload: Any, text: str) -> None:
+    if getattr(args, "json", False):
+        print(json.dumps(payload, indent=2, ensure_ascii=True))
+    else:
+        print(text)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from . import lineage
+    from .add_corpus import add_corpus
+
+    config = load_config(args.config)
+    setup_logging(args, config)
+    handlers: dict[str, Callable[[], int]] = {}
+
+    def validate() -> int:
+        print(f"{args.config}: OK (store {config.store_path}, {len(config.queue)} queue entries)")
+        return EX_OK
+
+    def add() -> int:
+        result = add_corpus(config, tuple(args.uris), args.wait, args.allow_tokenize_change)
+        _emit(args, result.to_dict(), result.summary())
+        return EX_OK
+
+    def status() -> int:
+        info = lineage.status(config)
+        pending = ", ".join(p["name"] for p in info["pending"]) or "none"
+        _emit(args, info, f"current: {info['current'] or 'none'} "
+              f"(vocabulary {info['vocab_size']}, {info['versions']} versions); pending: {pending}")
+        return EX_OK
+
+    def history() -> int:
+        rows = lineage.history(config)
+        lines = [
+            f"{'*' if r['current'] else ' '} {r['version']}  {r['created_at']}  {r['kind']:<7} "
+            f"{r['status']:<9} vocab {r['vocab_size']:>8}  +{', '.join(r['added'])}"
+            for r in rows
+        ]
+        _emit(args, rows, "\n".join(lines) or "no versions yet")
+        return EX_OK
+
+    def rollback() -> int:
+        info = lineage.rollback(config, args.version, args.wait)
+        print(f"current version is now {info['current']} (was {info['previous']})")
+        return EX_OK
+
+    def export() -> int:
+        info = lineage.export(config, args.format, args.output, args.version_name)
+        print(f"exported {info['version']} as {info['format']}: {', '.join(info['files'])}")
+        return EX_OK
+
+    def prune() -> int:
+        info = lineage.prune(config, args.keep, args.wait)
+        deleted = ", ".join(info["deleted"]) or "nothing"
+        print(f"deleted {deleted}; kept {', '.join(info['kept'])}")
+        return EX_OK
+
+    handlers.update({
+        "validate": validate, "add-corpus": add, "status": status, "history": history,
+        "rollback": rollback, "export": export, "prune": prune,
+    })
+    return handlers[args.command]()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    setup_logging(args, None)
+    try:
+        return _run(args)
+    except IncW2VError as exc:
+        if args.debug:
+            traceback.print_exc()
+        print(f"incw2v: error: {exc}", file=sys.stderr)
+        return EXIT_CODES.get(type(exc), next(
+            (code for cls, code in EXIT_CODES.items() if isinstance(exc, cls)), EX_SOFTWARE
+        ))
+    except KeyboardInterrupt:
+        print("incw2v: interrupted; committed versions are intact", file=sys.stderr)
+        return EX_INTERRUPTED
+    except OSError as exc:
+        if args.debug:
+            traceback.print_exc()
+        print(f"incw2v: error: I/O error: {exc}", file=sys.stderr)
+        return EX_IOERR
+    except Exception as exc:  # a bug: say so plainly, keep the traceback for --debug
+        if args.debug:
+            traceback.print_exc()
+        print(
+            f"incw2v: internal error: {type(exc).__name__}: {exc}\n"
+            "  hint: re-run with --debug for the traceback and report it",
+            file=sys.stderr,
+        )
+        return EX_SOFTWARE
+
+
+def entry_point() -> None:
+    sys.exit(main())

@@ -1,0 +1,201 @@
+"""Looking at and steering a lineage: status, history, rollback, prune, export.
+
+Read-only commands take no lock: the manifest is replaced atomically and
+committed versions never change, so a reader always sees a consistent store.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from pathlib import Path
+from typing import Any, Literal
+
+from .config import Config, load_config
+from .errors import InputMissingError, OutputError, UsageError
+from .fsutil import fsync_file, os_error
+from .locking import store_lock
+from .manifest import Manifest, VersionMeta
+from .pending import plan_run
+from .store import MODEL, Store
+
+logger = logging.getLogger(__name__)
+
+ExportFormat = Literal["word2vec-text", "word2vec-binary", "keyedvectors", "model"]
+EXPORT_FORMATS: tuple[str, ...] = ("word2vec-text", "word2vec-binary", "keyedvectors", "model")
+
+
+def _existing_store(config: Config) -> Store:
+    return Store.open(config.store_path, create=False)
+
+
+def status(config: Config) -> dict[str, Any]:
+    """The current version and what a run would apply now."""
+    root = config.store_path
+    manifest = Store(root).read_manifest() if (root / "manifest.json").exists() else Manifest()
+    store = Store(root)
+    current = store.current_meta(manifest)
+    plan = plan_run(config, current)
+    pending = [
+        {"name": p.spec.name, "uri": p.spec.uri, "base": True} for p in plan.base
+    ] + [{"name": p.spec.name, "uri": p.spec.uri, "base": False} for p in plan.pending]
+    return {
+        "store": str(root),
+        "current": current.version if current else None,
+        "vocab_size": current.vocab_size if current else None,
+        "versions": len(manifest.versions),
+        "candidates": [v.version for v in manifest.versions if v.status == "candidate"],
+        "applied": len(current.corpora) if current else 0,
+        "pending": pending,
+    }
+
+
+def history(config: Config) -> list[dict[str, Any]]:
+    """Every version, oldest first, with its lineage."""
+    store = _existing_store(config)
+    manifest = store.read_manifest()
+    out = []
+    for entry in manifest.versions:
+        meta = store.read_meta(entry.version)
+        out.append(_history_row(meta, entry.status, manifest.current))
+    return out
+
+
+def _history_row(meta: VersionMeta, status: str, current: str | None) -> dict[str, Any]:
+    return {
+        "version": meta.version,
+        "created_at": meta.created_at,
+        "current": meta.version == current,
+        "status": status,
+        "kind": meta.kind,
+        "parent": meta.parent,
+        "added": meta.added,
+        "corpora": [
+            {
+                "name": c.name,
+                "uri": c.uri,
+                "fingerprint": c.fingerprint.sha256,
+                "size": c.fingerprint.size,
+                "sentences": c.sentences,
+                "tokens": c.tokens,
+                "applied_in": c.applied_in,
+            }
+            for c in meta.corpora
+        ],
+        "vocab_size": meta.vocab_size,
+        "words_added": meta.words_added,
+        "top_new_words": meta.top_new_words,
+        "params": meta.params,
+        "update_params": meta.update_params,
+        "tokenize": meta.tokenize,
+        "scores": meta.scores,
+        "timings": meta.timings,
+        "notes": meta.notes,
+    }
+
+
+def rollback(config: Config, version: str, wait: float = 0.0) -> dict[str, Any]:
+    """Make an older committed version current; what it had not applied becomes pending."""
+    store = _existing_store(config)
+    with store_lock(store.root, "rollback", wait):
+        before = store.read_manifest().current
+        store.set_current(version, "rollback", f"from {before}")
+    return {"previous": before, "current": version}
+
+
+def prune(config: Config, keep: int, wait: float = 0.0) -> dict[str, Any]:
+    """Delete all but the ``keep`` newest versions; never the current one."""
+    if keep < 1:
+        raise UsageError("--keep must be at least 1")
+    store = _existing_store(config)
+    with store_lock(store.root, "prune", wait):
+        store.sweep()
+        manifest = store.read_manifest()
+        names = [v.version for v in manifest.versions]
+        kept = set(names[-keep:])
+        if manifest.current:
+            kept.add(manifest.current)
+        doomed = [v for v in names if v not in kept]
+        if doomed:
+            store.delete_versions(doomed)
+    return {"deleted": doomed, "kept": sorted(kept), "current": manifest.current}
+
+
+def resolve_version(store: Store, version: str | None) -> str:
+    manifest = store.read_manifest()
+    if version is None:
+        if manifest.current is None:
+            raise InputMissingError(
+                f"store {store.root} has no current version", hint="run 'incw2v add-corpus' first"
+            )
+        return manifest.current
+    if not version.startswith("v") and version.isdigit():
+        version = f"v{int(version):04d}"
+    if manifest.entry(version) is None:
+        known = ", ".join(v.version for v in manifest.versions) or "none"
+        raise UsageError(
+            f"version {version} is not in the store (versions: {known})",
+            hint="see 'incw2v history CONFIG'",
+        )
+    return version
+
+
+def version_vectors(config_path: Path, version: str | None) -> Any:
+    """A store version's vectors (read-only, memory-mapped) as ``vectors_io.LoadedVectors``."""
+    from .vectors_io import LoadedVectors
+
+    config = load_config(config_path)
+    store = _existing_store(config)
+    name = resolve_version(store, version)
+    model = store.load_model(name, mmap="r")
+    counts = {w: int(model.wv.get_vecattr(w, "count")) for w in model.wv.index_to_key}
+    return LoadedVectors(kv=model.wv, counts=counts, kind="store-version")
+
+
+def export(
+    config: Config, fmt: str, output: Path, version: str | None = None
+) -> dict[str, Any]:
+    """Write a version's vectors (or full model) to ``output`` atomically."""
+    if fmt not in EXPORT_FORMATS:
+        raise UsageError(f"unknown export format {fmt!r}; choose one of {', '.join(EXPORT_FORMATS)}")
+    store = _existing_store(config)
+    name = resolve_version(store, version)
+    if not output.parent.is_dir():
+        raise OutputError(
+            f"cannot write {output}: folder {output.parent} does not exist",
+            hint="create the folder first or choose another --output",
+        )
+    if fmt == "model":
+        written = _copy_model(store, name, output)
+    else:
+        from .vectors_io import write_vectors
+
+        model = store.load_model(name, mmap="r")
+        written = write_vectors(model.wv, fmt, output)  # type: ignore[arg-type]
+    return {"version": name, "format": fmt, "files": [str(p) for p in written]}
+
+
+def _copy_model(store: Store, version: str, output: Path) -> list[Path]:
+    """A full model is exported as verified copies of the version's files."""
+    meta = store.verify(version)
+    folder = store.version_dir(version)
+    pairs = [
+        (folder / name, output.with_name(output.name + name[len(MODEL):]))
+        for name in sorted(meta.files)
+        if name == MODEL or name.startswith(MODEL + ".")
+    ]
+    temps: list[Path] = []
+    try:
+        for src, dst in pairs:
+            tmp = dst.with_name(f".{dst.name}.tmp-{os.getpid()}")
+            shutil.copyfile(src, tmp)
+            fsync_file(tmp)
+            temps.append(tmp)
+        for (_, dst), tmp in zip(pairs, temps, strict=True):
+            os.replace(tmp, dst)
+    except OSError as exc:
+        for tmp in temps:
+            tmp.unlink(missing_ok=True)
+        raise os_error(exc, f"exporting to {output}") from None
+    return [dst for _, dst in pairs]

@@ -1,0 +1,68 @@
+"""One run at a time per store.
+
+The lock is an OS file lock (``filelock``), so it dies with its holder: a
+SIGKILLed run never blocks the next one. Beside it, ``.lock.info`` says who
+holds it, so the refusal can name the holder.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+
+from filelock import FileLock, Timeout
+
+from .errors import LockedError
+
+logger = logging.getLogger(__name__)
+
+LOCK_NAME = ".lock"
+INFO_NAME = ".lock.info"
+
+
+def holder_description(store: Path) -> str:
+    try:
+        info = json.loads((store / INFO_NAME).read_text())
+        return (
+            f"pid {info.get('pid')} on host {info.get('host')} "
+            f"({info.get('command')}, since {info.get('since')})"
+        )
+    except (OSError, ValueError):
+        return "another process (no holder information)"
+
+
+@contextmanager
+def store_lock(store: Path, command: str, wait: float = 0.0) -> Iterator[None]:
+    """Hold the store's lock; raise LockedError if another run holds it after ``wait`` seconds."""
+    lock = FileLock(str(store / LOCK_NAME), thread_local=False)
+    try:
+        lock.acquire(timeout=wait if wait > 0 else 0, poll_interval=0.1)
+    except Timeout:
+        waited = f" after waiting {wait:g}s" if wait > 0 else ""
+        raise LockedError(
+            f"store {store} is locked by {holder_description(store)}{waited}",
+            hint="another incw2v run is working on this store; let it finish, or re-run with "
+            "--wait SECONDS to queue behind it",
+        ) from None
+    try:
+        info = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "command": command,
+            "since": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "acquired_monotonic": time.monotonic(),
+        }
+        try:
+            (store / INFO_NAME).write_text(json.dumps(info))
+        except OSError as exc:  # holder info is a courtesy; the lock itself is what matters
+            logger.debug("cannot write lock info: %s", exc)
+        yield
+    finally:
+        lock.release()

@@ -1,0 +1,138 @@
+"""Which corpora are pending: the queue minus what the current lineage applied.
+
+A corpus is recognised by its URI (as written in the config) and its
+fingerprint. Size and mtime (ETag and size for remote objects) are the cheap
+check: when they match, nothing is read. When they differ, the content hash
+decides: the same bytes (a ``touch``) are still applied; different bytes
+under an applied URI stop the run, since silently training on a changed dump
+would make the lineage lie.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+
+from .config import Config, CorpusEntry
+from .corpus import CorpusSpec, content_sha256
+from .errors import DataError, InputMissingError
+from .manifest import CorpusRecord, VersionMeta
+from .sources import SourceOptions, SourceStat, stat
+from .uris import expand, redact
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class PendingCorpus:
+    spec: CorpusSpec
+    stat: SourceStat
+
+
+@dataclass
+class Plan:
+    base: list[PendingCorpus] = field(default_factory=list)  # only when there is no version yet
+    pending: list[PendingCorpus] = field(default_factory=list)
+    skipped: list[dict[str, str]] = field(default_factory=list)
+
+
+def source_options(config: Config) -> SourceOptions:
+    return SourceOptions(s3_endpoint_url=config.sources.s3_endpoint_url)
+
+
+def specs_for(config: Config, entry: CorpusEntry, required: bool) -> list[CorpusSpec]:
+    """The concrete corpora a config entry stands for (globs and folders expanded)."""
+    uris = expand(entry.uri, config.base_dir)
+    if not uris and required:
+        raise InputMissingError(
+            f"the base corpus {redact(entry.uri)} matches no file",
+            hint="check the path or glob in 'base.corpus'",
+        )
+    if not uris:
+        logger.info("queue entry %s matches no file yet", redact(entry.uri))
+    single = len(uris) == 1 and uris[0] == entry.uri
+    return [
+        CorpusSpec(
+            uri=uri,
+            name=(entry.name if single and entry.name else _label(entry, uri)),
+            format=entry.format,
+            tokenize=config.tokenize_for(entry),
+            encoding_errors=config.encoding_errors_for(entry),
+        )
+        for uri in uris
+    ]
+
+
+def _label(entry: CorpusEntry, uri: str) -> str:
+    leaf = PurePosixPath(uri.split("?", 1)[0]).name or uri
+    return f"{entry.name}/{leaf}" if entry.name else leaf
+
+
+def plan_run(
+    config: Config, current: VersionMeta | None, extra_uris: tuple[str, ...] = ()
+) -> Plan:
+    plan = Plan()
+    options = source_options(config)
+    applied = {rec.uri: rec for rec in current.corpora} if current else {}
+    if current is None and config.base.corpus is not None:
+        for spec in specs_for(config, config.base.as_entry(), required=True):
+            plan.base.append(PendingCorpus(spec, stat(spec.uri, config.base_dir, options)))
+    elif current is not None and current.corpora:
+        first = current.corpora[0].applied_in
+        for rec in current.corpora:
+            if rec.applied_in == first:  # the base corpora are not in the queue; check them too
+                _check_unchanged(config, rec, options)
+    entries = [*config.queue, *(CorpusEntry(uri=u) for u in extra_uris)]
+    seen: set[str] = {p.spec.uri for p in plan.base}
+    for entry in entries:
+        for spec in specs_for(config, entry, required=False):
+            if spec.uri in seen:
+                continue
+            seen.add(spec.uri)
+            rec = applied.get(redact(spec.uri))
+            if rec is not None:
+                _check_unchanged(config, rec, options)
+                plan.skipped.append(
+                    {"name": rec.name, "uri": rec.uri, "reason": f"applied in {rec.applied_in}"}
+                )
+                continue
+            plan.pending.append(PendingCorpus(spec, stat(spec.uri, config.base_dir, options)))
+    return plan
+
+
+def fingerprint_matches(rec: CorpusRecord, now: SourceStat) -> bool:
+    """The cheap check: do size and mtime (or ETag) still match?"""
+    fp = rec.fingerprint
+    if fp.size is not None and now.size is not None and fp.size != now.size:
+        return False
+    if fp.etag is not None and now.etag is not None:
+        return fp.etag == now.etag
+    if fp.mtime_ns is not None and now.mtime_ns is not None:
+        return fp.mtime_ns == now.mtime_ns
+    return False
+
+
+def _check_unchanged(config: Config, rec: CorpusRecord, options: SourceOptions) -> None:
+    if rec.uri.startswith("model:"):
+        return
+    try:
+        now = stat(rec.uri, config.base_dir, options)
+    except InputMissingError:
+        # Old dumps may be deleted or archived once applied; the lineage keeps their record.
+        return
+    if fingerprint_matches(rec, now):
+        return
+    sha = content_sha256(rec.uri, config.base_dir, options)
+    if sha == rec.fingerprint.sha256:
+        logger.info("%s was touched but its content is unchanged", rec.uri)
+        return
+    was = rec.fingerprint
+    raise DataError(
+        f"corpus {rec.uri} ({rec.name}) changed since it was applied in {rec.applied_in}: "
+        f"size {was.size} -> {now.size}, sha256 {was.sha256[:12]}… -> {sha[:12]}…",
+        hint="a new dump should arrive under a new file name; to apply the new content "
+        f"instead, roll back to the version before {rec.applied_in} "
+        "('incw2v rollback CONFIG VERSION') and re-run, or 'incw2v rebuild'",
+    )
+

@@ -1,0 +1,289 @@
+"""Training: the base model, and updates that close gensim's update traps.
+
+An update admits words by their *cumulative* count (the ledger), then makes
+every word's count, downsampling threshold (``sample_int``) and the
+negative-sampling table agree with the ledger, exactly as a from-scratch
+``build_vocab`` over the total would. Training runs in ``corpus_file`` mode
+on the pass's working file, with explicit word counts, epochs and learning
+rate; ``alpha``, ``min_alpha`` and ``epochs`` are restored afterwards.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from gensim.models import Word2Vec
+from gensim.utils import RULE_KEEP
+
+from .config import ModelParams, UpdateSettings
+from .errors import ConfigError, DataError
+from .ledger import Ledger
+
+logger = logging.getLogger(__name__)
+
+# Parameters that cannot change within one lineage: they shape the arrays or
+# what the weights mean.
+STRUCTURAL = ("vector_size", "sg", "type")
+
+
+@dataclass
+class TrainReport:
+    words_added: int = 0
+    top_new_words: list[str] = field(default_factory=list)
+    vocab_size: int = 0
+    sentences: int = 0
+    tokens: int = 0
+    epochs: int = 0
+    alpha: tuple[float, float] = (0.0, 0.0)
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "words_added": self.words_added,
+            "top_new_words": self.top_new_words,
+            "vocab_size": self.vocab_size,
+            "sentences": self.sentences,
+            "tokens": self.tokens,
+            "epochs": self.epochs,
+            "alpha": list(self.alpha),
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def check_trainable(model: Any, source: str) -> None:
+    """Refuse models gensim cannot update correctly, with the reason."""
+    from gensim.models import Doc2Vec, KeyedVectors
+
+    if isinstance(model, KeyedVectors):
+        raise ConfigError(
+            f"{source} holds only word vectors (KeyedVectors), not a full Word2Vec model: "
+            "it has no training state (syn1neg, vocabulary counts) to continue from",
+            hint="give the full model saved with Word2Vec.save(), or train a base from a corpus",
+        )
+    if isinstance(model, Doc2Vec):
+        raise ConfigError(
+            f"{source} is a Doc2Vec model; gensim cannot update Doc2Vec vocabularies correctly "
+            "(gensim issue #1019)",
+            hint="use a Word2Vec model",
+        )
+    if not isinstance(model, Word2Vec):
+        raise ConfigError(f"{source} is a {type(model).__name__}, not a gensim Word2Vec model")
+    if getattr(model, "hs", 0):
+        raise ConfigError(
+            f"{source} was trained with hierarchical softmax (hs=1): gensim rebuilds the "
+            "Huffman tree on update and silently corrupts syn1",
+            hint="continue only models trained with negative sampling (hs=0, negative>0)",
+        )
+    if not getattr(model, "negative", 0) or getattr(model, "syn1neg", None) is None:
+        raise ConfigError(
+            f"{source} has no negative-sampling weights (negative=0 or syn1neg missing)",
+            hint="continue only models trained with negative sampling (hs=0, negative>0)",
+        )
+    check_arrays(model, source)
+
+
+def check_arrays(model: Word2Vec, source: str) -> None:
+    """The arrays of a model must agree in length; gensim does not check."""
+    n = len(model.wv)
+    lengths = {
+        "len(wv)": n,
+        "wv.vectors": model.wv.vectors.shape[0],
+        "syn1neg": model.syn1neg.shape[0],
+    }
+    lockf = getattr(model.wv, "vectors_lockf", None)
+    if lockf is not None and len(lockf) not in (1, n):
+        lengths["wv.vectors_lockf"] = len(lockf)
+    counts = model.wv.expandos.get("count")
+    if counts is not None:
+        lengths["counts"] = len(counts)
+    if len(set(lengths.values())) != 1:
+        shown = ", ".join(f"{k}={v}" for k, v in lengths.items())
+        raise DataError(
+            f"{source} is inconsistent: its arrays disagree in length ({shown})",
+            hint="the model is damaged; roll back to an earlier version or rebuild",
+        )
+
+
+def new_model(params: ModelParams) -> Word2Vec:
+    return Word2Vec(**params.gensim_kwargs())
+
+
+def train_base(
+    params: ModelParams, ledger: Ledger, workfile: Path, sentences: int, tokens: int
+) -> tuple[Word2Vec, TrainReport]:
+    """A model trained from scratch on the working file, vocabulary from the ledger."""
+    started = time.perf_counter()
+    model = new_model(params)
+    model.build_vocab_from_freq(dict(ledger.counts), corpus_count=sentences)
+    if len(model.wv) == 0:
+        raise DataError(
+            f"no word reaches min_count={params.min_count} in the base corpus",
+            hint="lower model.min_count or use a larger base corpus",
+        )
+    _train(model, workfile, sentences, tokens, params.epochs, params.alpha, params.min_alpha)
+    _restore(model, params)
+    report = TrainReport(
+        words_added=len(model.wv),
+        top_new_words=list(model.wv.index_to_key[:20]),
+        vocab_size=len(model.wv),
+        sentences=sentences,
+        tokens=tokens,
+        epochs=params.epochs,
+        alpha=(params.alpha, params.min_alpha),
+        seconds=time.perf_counter() - started,
+    )
+    return model, report
+
+
+def apply_update(
+    model: Word2Vec,
+    params: ModelParams,
+    update: UpdateSettings,
+    ledger: Ledger,
+    workfile: Path,
+    sentences: int,
+    tokens: int,
+) -> TrainReport:
+    """Grow the vocabulary from the (already updated) ledger and continue training."""
+    started = time.perf_counter()
+    new_words = admit_new_words(model, ledger, params)
+    if new_words:
+        model.build_vocab_from_freq(
+            {w: ledger.counts[w] for w in new_words},
+            corpus_count=sentences,
+            update=True,
+            trim_rule=_keep_all,
+        )
+    reconcile_vocab(model, ledger, params)
+    epochs = update.epochs or params.epochs
+    model.workers = params.gensim_kwargs()["workers"]
+    _train(model, workfile, sentences, tokens, epochs, update.alpha, update.min_alpha)
+    _restore(model, params)
+    check_arrays(model, "the updated model")
+    return TrainReport(
+        words_added=len(new_words),
+        top_new_words=new_words[:20],
+        vocab_size=len(model.wv),
+        sentences=sentences,
+        tokens=tokens,
+        epochs=epochs,
+        alpha=(update.alpha, update.min_alpha),
+        seconds=time.perf_counter() - started,
+    )
+
+
+def admit_new_words(model: Word2Vec, ledger: Ledger, params: ModelParams) -> list[str]:
+    """Words whose cumulative count now reaches min_count, most frequent first.
+
+    ``max_final_vocab`` caps the total: once the model holds that many words,
+    no more are admitted (old words are never removed from a lineage).
+    """
+    known = model.wv.key_to_index
+    fresh = [w for w in ledger.admitted(params.min_count) if w not in known]
+    fresh.sort(key=lambda w: -ledger.counts[w])  # stable: ties keep first-seen order
+    if params.max_final_vocab is not None:
+        room = max(params.max_final_vocab - len(known), 0)
+        fresh = fresh[:room]
+    return fresh
+
+
+def reconcile_vocab(model: Word2Vec, ledger: Ledger, params: ModelParams) -> None:
+    """Counts, sample_int and cum_table as a from-scratch build over the ledger gives."""
+    wv = model.wv
+    counts = np.array([ledger.counts.get(w, 0) for w in wv.index_to_key], dtype=np.int64)
+    wv.allocate_vecattrs(attrs=["count", "sample_int"], types=[np.int64, np.uint32])
+    wv.expandos["count"][:] = counts
+    wv.expandos["sample_int"][:] = sample_ints(counts, params.sample)
+    model.make_cum_table()
+    lockf = getattr(wv, "vectors_lockf", None)
+    if lockf is not None and len(lockf) not in (1, len(wv)):
+        # A full-length lock array is not resized by gensim: new words would be
+        # frozen or unfrozen by whichever old word their index wraps onto.
+        grown = np.ones(len(wv), dtype=lockf.dtype)
+        grown[: len(lockf)] = lockf
+        wv.vectors_lockf = grown
+    model.corpus_total_words = int(counts.sum())
+
+
+def sample_ints(counts: np.ndarray, sample: float) -> np.ndarray:
+    """gensim's downsampling thresholds (Word2Vec.prepare_vocab), vectorised."""
+    retain_total = float(counts.sum())
+    if not sample:
+        threshold = retain_total
+    elif sample < 1.0:
+        threshold = sample * retain_total
+    else:
+        threshold = float(int(sample * (3 + np.sqrt(5)) / 2))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        v = counts.astype(np.float64)
+        prob = (np.sqrt(v / threshold) + 1) * (threshold / v)
+    prob = np.where((v > 0) & (prob < 1.0), prob, 1.0)
+    # Same truncating float->uint32 conversion as gensim's np.uint32(p * (2**32 - 1)).
+    return (prob * (2**32 - 1)).astype(np.uint32)
+
+
+def _keep_all(word: str, count: int, min_count: int) -> int:
+    return RULE_KEEP
+
+
+def _train(
+    model: Word2Vec,
+    workfile: Path,
+    sentences: int,
+    tokens: int,
+    epochs: int,
+    start_alpha: float,
+    end_alpha: float,
+) -> None:
+    # An update restarts the schedule on purpose; gensim would warn that alpha went up.
+    model.min_alpha_yet_reached = start_alpha
+    model.train(
+        corpus_file=str(workfile),
+        total_examples=sentences,
+        total_words=tokens,
+        epochs=epochs,
+        start_alpha=start_alpha,
+        end_alpha=end_alpha,
+    )
+
+
+def _restore(model: Word2Vec, params: ModelParams) -> None:
+    """train() overwrites these with what one call used; keep the config's values."""
+    model.alpha = params.alpha
+    model.min_alpha = params.min_alpha
+    model.epochs = params.epochs
+    model.min_alpha_yet_reached = params.min_alpha
+
+
+def structural_mismatch(recorded: dict[str, Any], params: ModelParams) -> list[str]:
+    """Parameters of the config that contradict the lineage's, as readable lines."""
+    now = params.model_dump()
+    return [
+        f"model.{key}: lineage has {recorded.get(key)!r}, config has {now.get(key)!r}"
+        for key in STRUCTURAL
+        if key in recorded and recorded.get(key) != now.get(key)
+    ]
+
+
+def params_of_model(model: Word2Vec) -> dict[str, Any]:
+    """The hyper-parameters of an existing gensim model, in config terms."""
+    return {
+        "type": "word2vec",
+        "vector_size": int(model.vector_size),
+        "window": int(model.window),
+        "min_count": int(model.min_count),
+        "sample": float(model.sample),
+        "sg": int(model.sg),
+        "hs": int(model.hs),
+        "negative": int(model.negative),
+        "ns_exponent": float(model.ns_exponent),
+        "cbow_mean": int(model.cbow_mean),
+        "alpha": float(model.alpha),
+        "min_alpha": float(model.min_alpha),
+        "epochs": int(model.epochs),
+    }
