@@ -242,7 +242,10 @@ def import_base_model(store: Store, config: Config) -> VersionMeta:
         )
     counts = model.wv.expandos.get("count")
     ledger = Ledger.from_counts(
-        ((w, int(counts[i]) if counts is not None else 1) for i, w in enumerate(model.wv.index_to_key)),
+        (
+            (w, int(counts[i]) if counts is not None else 1)
+            for i, w in enumerate(model.wv.index_to_key)
+        ),
         sentences=int(getattr(model, "corpus_count", 0) or 0),
     )
     st = path.stat()

@@ -72,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
         "74 I/O error, 75 another run holds the lock, 78 configuration error.",
     )
     parser.add_argument("--version", action="version", version=f"incw2v {__version__}")
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     common.add_argument("-q", "--quiet", action="store_true", help="log warnings and errors only")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)

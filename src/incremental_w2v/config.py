@@ -147,7 +147,9 @@ class BaseSpec(_Strict):
     @model_validator(mode="after")
     def _exactly_one(self) -> BaseSpec:
         if (self.corpus is None) == (self.model is None):
-            raise ValueError("give exactly one of 'corpus' (a URI) or 'model' (a full gensim model)")
+            raise ValueError(
+                "give exactly one of 'corpus' (a URI) or 'model' (a full gensim model)"
+            )
         if self.corpus is not None:
             problem = credential_problem(self.corpus)
             if problem:
@@ -246,15 +248,17 @@ def _describe(err: Any, loaded: LoadedYaml) -> str:
     data_loc: tuple[str | int, ...] = ()
     node: Any = loaded.data
     for part in loc:
-        if isinstance(node, dict) and part in node:
-            node = node[part]
-            data_loc = (*data_loc, part)
-        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+        in_dict = isinstance(node, dict) and part in node
+        in_list = isinstance(node, list) and isinstance(part, int) and part < len(node)
+        if in_dict or in_list:
             node = node[part]
             data_loc = (*data_loc, part)
         elif err["type"] in ("extra_forbidden", "missing") and part == loc[-1]:
             data_loc = (*data_loc, part)
-    line = loaded.line_of(data_loc)
+    # A missing key has no line of its own: point at the mapping that lacks it.
+    line = (
+        loaded.line_of(data_loc[:-1]) if data_loc[:-1] else None
+    ) if err["type"] == "missing" else loaded.line_of(data_loc)
     where = f"{dotted(data_loc)} (line {line})" if line else dotted(data_loc)
     msg = str(err["msg"])
     if err["type"] == "extra_forbidden":

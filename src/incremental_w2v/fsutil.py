@@ -6,6 +6,7 @@ protocol can be read (and crash-tested) in one place.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import os
@@ -45,10 +46,8 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        except FileNotFoundError:
-            pass
         raise
     fsync_dir(path.parent)
 

@@ -158,7 +158,8 @@ def export(
 ) -> dict[str, Any]:
     """Write a version's vectors (or full model) to ``output`` atomically."""
     if fmt not in EXPORT_FORMATS:
-        raise UsageError(f"unknown export format {fmt!r}; choose one of {', '.join(EXPORT_FORMATS)}")
+        choices = ", ".join(EXPORT_FORMATS)
+        raise UsageError(f"unknown export format {fmt!r}; choose one of {choices}")
     store = _existing_store(config)
     name = resolve_version(store, version)
     if not output.parent.is_dir():

@@ -90,11 +90,11 @@ def plan_run(
             if spec.uri in seen:
                 continue
             seen.add(spec.uri)
-            rec = applied.get(redact(spec.uri))
-            if rec is not None:
-                _check_unchanged(config, rec, options)
+            done = applied.get(redact(spec.uri))
+            if done is not None:
+                _check_unchanged(config, done, options)
                 plan.skipped.append(
-                    {"name": rec.name, "uri": rec.uri, "reason": f"applied in {rec.applied_in}"}
+                    {"name": done.name, "uri": done.uri, "reason": f"applied in {done.applied_in}"}
                 )
                 continue
             plan.pending.append(PendingCorpus(spec, stat(spec.uri, config.base_dir, options)))
@@ -122,6 +122,10 @@ def _check_unchanged(config: Config, rec: CorpusRecord, options: SourceOptions) 
         # Old dumps may be deleted or archived once applied; the lineage keeps their record.
         return
     if fingerprint_matches(rec, now):
+        return
+    if not now.rereadable:
+        logger.warning("%s is a pipe or device: it cannot be re-read to check that it is "
+                       "unchanged; treating it as applied in %s", rec.uri, rec.applied_in)
         return
     sha = content_sha256(rec.uri, config.base_dir, options)
     if sha == rec.fingerprint.sha256:

@@ -53,7 +53,7 @@ def register(name: str) -> Callable[[Reader], Reader]:
 
 
 def reader_for(fmt: BaseModel) -> Reader:
-    return _READERS[str(getattr(fmt, "type"))]
+    return _READERS[str(fmt.model_dump()["type"])]
 
 
 _BINARY_SNIFF = 8192

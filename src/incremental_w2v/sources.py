@@ -7,6 +7,7 @@ decompression is layered on top by smart_open, inferred from the name.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import io
@@ -34,9 +35,8 @@ class SourceStat:
     mtime_ns: int | None = None
     etag: str | None = None
     last_modified: str | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if v is not None}
+    # False for a pipe or device: it can be read once, never re-read to check a hash.
+    rereadable: bool = True
 
 
 @dataclass
@@ -65,7 +65,13 @@ def stat(uri: str, base_dir: Path, options: SourceOptions | None = None) -> Sour
             ) from None
         except OSError as exc:
             raise StoreIOError(f"cannot stat corpus {redact(uri)}: {exc.strerror}") from None
-        return SourceStat(size=st.st_size, mtime_ns=st.st_mtime_ns)
+        import stat as stat_module
+
+        return SourceStat(
+            size=st.st_size,
+            mtime_ns=st.st_mtime_ns,
+            rereadable=stat_module.S_ISREG(st.st_mode),
+        )
     from .remote import remote_stat
 
     return remote_stat(uri, options or SourceOptions())
@@ -137,10 +143,9 @@ def open_source(
     try:
         yield OpenSource(uri=uri, stream=stream, raw=hashing)
     finally:
-        try:
+        # Closing a half-read remote stream must not mask the real error.
+        with contextlib.suppress(Exception):
             stream.close()
-        except Exception:  # closing a half-read remote stream must not mask the real error
-            pass
 
 
 def remote_error(uri: str, exc: BaseException) -> Exception:

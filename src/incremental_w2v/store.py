@@ -253,7 +253,7 @@ class Store:
         self, staging: Staging, meta_fields: dict[str, Any], make_current: bool
     ) -> VersionMeta:
         manifest = self.read_manifest()
-        taken = {p.name for p in self.versions_dir.iterdir()} if self.versions_dir.is_dir() else set()
+        taken = {p.name for p in self.versions_dir.iterdir()}
         version = manifest.next_version({t for t in taken if VERSION_RE.match(t)})
         files = {}
         for path in sorted(staging.path.iterdir()):

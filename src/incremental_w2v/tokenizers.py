@@ -61,7 +61,10 @@ def make_tokenizer(settings: TokenizeSettings) -> Tokenizer:
         # simple_preprocess always lower-cases; keep its exact behaviour as the default.
         if settings.lowercase:
             def simple(text: str) -> list[str]:
-                return simple_preprocess(text, deacc=settings.deaccent, min_len=lo, max_len=hi)
+                tokens: list[str] = simple_preprocess(
+                    text, deacc=settings.deaccent, min_len=lo, max_len=hi
+                )
+                return tokens
 
             return simple
         from gensim.utils import tokenize as gensim_tokenize

@@ -228,7 +228,7 @@ def sample_ints(counts: np.ndarray, sample: float) -> np.ndarray:
 
 
 def _keep_all(word: str, count: int, min_count: int) -> int:
-    return RULE_KEEP
+    return int(RULE_KEEP)
 
 
 def _train(

@@ -1,0 +1,127 @@
+"""Shared fixtures: small real corpora (gensim's test data) and config/CLI helpers."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from gensim.test.utils import datapath
+
+from incremental_w2v.cli import main
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--slow", action="store_true", help="run the long variants too")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("--slow"):
+        return
+    skip = pytest.mark.skip(reason="long variant: run with --slow")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
+
+def lee_lines() -> list[str]:
+    with open(datapath("lee_background.cor"), encoding="utf-8") as handle:
+        return [line for line in handle if line.strip()]
+
+
+@pytest.fixture
+def corpora(tmp_path: Path) -> dict[str, Path]:
+    """Three real corpora: gensim's Lee background corpus cut in three parts."""
+    lines = lee_lines()
+    third = len(lines) // 3
+    folder = tmp_path / "data"
+    folder.mkdir()
+    parts = {"a": lines[:third], "b": lines[third : 2 * third], "c": lines[2 * third :]}
+    out = {}
+    for name, chunk in parts.items():
+        path = folder / f"{name}.txt"
+        path.write_text("".join(chunk), encoding="utf-8")
+        out[name] = path
+    return out
+
+
+SMALL_MODEL = """
+model:
+  vector_size: 16
+  window: 3
+  min_count: 3
+  negative: 3
+  epochs: 2
+  workers: 2
+  seed: 7
+update:
+  epochs: 2
+"""
+
+
+def write_config(folder: Path, body: str, name: str = "config.yaml") -> Path:
+    path = folder / name
+    path.write_text(textwrap.dedent(body).lstrip())
+    return path
+
+
+@pytest.fixture
+def make_config(tmp_path: Path) -> Callable[..., Path]:
+    """A config with the small model; ``base`` and ``queue`` as YAML snippets."""
+
+    def make(base: str, queue: list[str] | None = None, extra: str = "",
+             store: str = "store") -> Path:
+        lines = [f"store: {store}", SMALL_MODEL.strip(), "base:", f"  corpus: {base}"]
+        if queue:
+            lines.append("queue:")
+            lines += [f"  - uri: {q}" for q in queue]
+        if extra:
+            lines.append(textwrap.dedent(extra).strip())
+        return write_config(tmp_path, "\n".join(lines) + "\n")
+
+    return make
+
+
+class Result:
+    def __init__(self, code: int, out: str, err: str) -> None:
+        self.code, self.out, self.err = code, out, err
+
+    def json(self) -> Any:
+        return json.loads(self.out)
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., Result]:
+    """Run the CLI in-process; returns exit code, stdout and stderr."""
+
+    def run(*args: str | os.PathLike[str]) -> Result:
+        code = main([str(a) for a in args])
+        captured = capsys.readouterr()
+        return Result(code, captured.out, captured.err)
+
+    return run
+
+
+def run_subprocess(*args: str | os.PathLike[str], timeout: float = 120, **kw: Any
+                   ) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    return subprocess.run(
+        [sys.executable, "-m", "incremental_w2v", *map(str, args)],
+        capture_output=True, text=True, timeout=timeout, env=env, **kw,
+    )
+
+
+def popen(*args: str | os.PathLike[str], **kw: Any) -> subprocess.Popen[str]:
+    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    return subprocess.Popen(
+        [sys.executable, "-m", "incremental_w2v", *map(str, args)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, **kw,
+    )
