@@ -14,7 +14,7 @@ import lzma
 import os
 import zlib
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -22,7 +22,7 @@ from typing import IO, Any
 import smart_open
 from smart_open.compression import compression_wrapper
 
-from .errors import DataError, InputMissingError, StoreIOError
+from .errors import DataError, IncW2VError, InputMissingError, StoreIOError
 from .uris import is_remote, redact, resolve_local, scheme_of
 
 
@@ -109,9 +109,16 @@ class OpenSource:
 
 @contextmanager
 def open_source(
-    uri: str, base_dir: Path, options: SourceOptions | None = None
+    uri: str,
+    base_dir: Path,
+    options: SourceOptions | None = None,
+    archive_member: str | None = None,
 ) -> Iterator[OpenSource]:
-    """Open ``uri`` for reading; decompression inferred from the name."""
+    """Open ``uri`` for reading; decompression inferred from the name.
+
+    A ``.7z`` archive yields one member: ``archive_member``, else its only
+    file, else its ``Posts.xml`` (see ``sevenzip``).
+    """
     options = options or SourceOptions()
     local = resolve_local(uri, base_dir)
     target = str(local) if local is not None else uri
@@ -132,15 +139,30 @@ def open_source(
         ) from None
     except Exception as exc:  # smart_open transports raise their own types
         raise remote_error(uri, exc) from None
-    hashing = HashingReader(raw, os.path.basename(target.split("?", 1)[0]))
-    stream = compression_wrapper(io.BufferedReader(hashing, 1 << 20), "rb")
-    try:
+    name = os.path.basename(target.split("?", 1)[0])
+    hashing = HashingReader(raw, name)
+    stream: IO[bytes]
+    with ExitStack() as cleanup:
+        cleanup.callback(_close_quietly, hashing)
+        if name.lower().endswith(".7z"):
+            from .sevenzip import open_member
+
+            try:
+                stream = cleanup.enter_context(open_member(hashing, local, uri, archive_member))
+            except IncW2VError:
+                raise
+            except Exception as exc:  # reading the archive through the transport failed
+                raise remote_error(uri, exc) from None
+        else:
+            stream = compression_wrapper(io.BufferedReader(hashing, 1 << 20), "rb")
+            cleanup.callback(_close_quietly, stream)
         yield OpenSource(uri=uri, stream=stream, raw=hashing)
-    finally:
-        try:
-            stream.close()
-        except Exception:  # closing a half-read remote stream must not mask the real error
-            pass
+
+
+def _close_quietly(stream: IO[bytes] | io.IOBase) -> None:
+    # Closing a half-read remote stream must not mask the real error.
+    with suppress(Exception):
+        stream.close()
 
 
 def remote_error(uri: str, exc: BaseException) -> Exception:
@@ -163,13 +185,34 @@ def remote_error(uri: str, exc: BaseException) -> Exception:
     return StoreIOError(f"cannot read corpus {shown}: {type(exc).__name__}: {text[:300]}")
 
 
+def _zstd_errors() -> tuple[type[BaseException], ...]:
+    # smart_open decompresses .zst with compression.zstd (3.14+) or backports.zstd.
+    try:
+        from compression.zstd import ZstdError  # type: ignore[import-not-found]
+    except ImportError:
+        try:
+            from backports.zstd import ZstdError
+        except ImportError:
+            return ()
+    return (ZstdError,)
+
+
 # Exceptions raised by decompressors on a damaged or truncated stream.
 DECOMPRESSION_ERRORS: tuple[type[BaseException], ...] = (
     EOFError,
     gzip.BadGzipFile,
     zlib.error,
     lzma.LZMAError,
+    *_zstd_errors(),
 )
+
+
+def is_decompression_error(exc: BaseException) -> bool:
+    """Whether ``exc`` says the compressed data is damaged (not that the transport failed)."""
+    if isinstance(exc, DECOMPRESSION_ERRORS):
+        return True
+    # bz2 (and lzma's file layer) raise a bare OSError for data they cannot decode.
+    return type(exc) is OSError and exc.errno is None and "Invalid data stream" in str(exc)
 
 
 def decompression_error(uri: str, exc: BaseException, raw_offset: int) -> DataError:
@@ -187,6 +230,7 @@ __all__ = [
     "SourceOptions",
     "SourceStat",
     "decompression_error",
+    "is_decompression_error",
     "open_source",
     "stat",
 ]
