@@ -143,14 +143,18 @@ def read_jsonl(
             stats.skipped += 1
             continue
         try:
-            obj = json.loads(line)
+            obj = json.loads(line.rstrip("\r\n"))
         except (ValueError, RecursionError) as exc:
             if fmt.on_error == "skip":
                 stats.note("malformed")
                 first_bad = first_bad or number
                 continue
             where = f", column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
-            reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "nested too deeply"
+            reason = (
+                exc.msg.removesuffix(" at")  # "Unterminated string starting at"
+                if isinstance(exc, json.JSONDecodeError)
+                else "nested too deeply"
+            )
             raise DataError(
                 f"corpus {redact(uri)} has malformed JSON on line {number}{where}: {reason}",
                 hint="fix or remove the line, or set 'on_error: skip' in the entry's format "

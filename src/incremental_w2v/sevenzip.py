@@ -28,8 +28,11 @@ from .uris import redact
 log = logging.getLogger(__name__)
 
 DEFAULT_MEMBER = "Posts.xml"
-_QUEUE_CHUNKS = 2  # py7zr writes blocks of up to 128 MB; keep few in flight
 _BLOCK = 1 << 20
+# py7zr writes whole decompressed blocks (up to 128 MB); they are handed over in
+# pieces of _BLOCK and the writer waits while the queue is full, so memory stays
+# at about one block plus this many pieces.
+_QUEUE_PIECES = 4
 
 
 class Readable(Protocol):
@@ -51,7 +54,7 @@ class SevenZipMember(io.RawIOBase):
         super().__init__()
         self.name = member
         self._uri = uri
-        self._queue: queue.Queue[bytes | BaseException | _Done] = queue.Queue(_QUEUE_CHUNKS)
+        self._queue: queue.Queue[bytes | BaseException | _Done] = queue.Queue(_QUEUE_PIECES)
         self._cancel = threading.Event()
         self._chunk = memoryview(b"")
         self._eof = False
@@ -78,7 +81,9 @@ class SevenZipMember(io.RawIOBase):
 
         class Sink(Py7zIO):
             def write(self, s: bytes | bytearray) -> int:
-                put(bytes(s))
+                view = memoryview(s)
+                for start in range(0, len(view), _BLOCK):
+                    put(bytes(view[start:start + _BLOCK]))
                 return len(s)
 
             def read(self, size: int | None = None) -> bytes:

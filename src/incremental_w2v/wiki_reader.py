@@ -36,7 +36,7 @@ class WikipediaFormat(BaseModel):
 
 # Old dumps mark redirects only in the text.
 _REDIRECT_TEXT = re.compile(r"\s*#redirect", re.IGNORECASE)
-_HEADING = re.compile(r"^\s*=+\s*(.*?)\s*=+\s*$", re.MULTILINE)
+_HEADING = re.compile(r"^[ \t]*=+[ \t]*(.*?)[ \t]*=+[ \t]*$", re.MULTILINE)
 _PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
 _WORD = re.compile(r"\w")
 _EMPHASIS = re.compile(r"'{2,}")  # ''italic'' and '''bold''' survive filter_wiki
