@@ -157,8 +157,13 @@ def test_jsonl_lone_surrogate_escapes_are_replaced_and_counted(tmp_path: Path) -
 # ---------------------------------------------------------------- wikipedia
 
 
-def test_wikipedia_real_dump_articles() -> None:
-    records, stats = read_all(f"gensim-test:{ENWIKI}", WikipediaFormat())
+@pytest.fixture(scope="module")
+def enwiki_articles() -> tuple[list[str], ReadStats]:
+    return read_all(f"gensim-test:{ENWIKI}", WikipediaFormat())
+
+
+def test_wikipedia_real_dump_articles(enwiki_articles: tuple[list[str], ReadStats]) -> None:
+    records, stats = enwiki_articles
     # Independent figures: gensim's own page extraction and the raw <redirect> marks.
     with bz2.open(datapath(ENWIKI)) as handle:
         pages = list(extract_pages(handle, filter_namespaces=("0",)))
@@ -177,8 +182,10 @@ def test_wikipedia_real_dump_articles() -> None:
         assert not re.search(r"\[\[|\]\]|\{\{|<ref|'''|^==", record, re.MULTILINE), record[:200]
 
 
-def test_wikipedia_paragraphs_cover_the_articles() -> None:
-    articles, _ = read_all(f"gensim-test:{ENWIKI}", WikipediaFormat(unit="article"))
+def test_wikipedia_paragraphs_cover_the_articles(
+    enwiki_articles: tuple[list[str], ReadStats],
+) -> None:
+    articles, _ = enwiki_articles
     paragraphs, stats = read_all(f"gensim-test:{ENWIKI}", WikipediaFormat(unit="paragraph"))
     assert len(paragraphs) > 20 * len(articles)
     assert stats.records == len(paragraphs)

@@ -23,7 +23,7 @@ import smart_open
 from smart_open.compression import compression_wrapper
 
 from .errors import DataError, IncW2VError, InputMissingError, StoreIOError
-from .uris import is_remote, redact, resolve_local, scheme_of
+from .uris import is_remote, redact, resolve_local, scheme_of, scrub
 
 
 @dataclass(frozen=True)
@@ -167,10 +167,8 @@ def _close_quietly(stream: IO[bytes] | io.IOBase) -> None:
 
 def remote_error(uri: str, exc: BaseException) -> Exception:
     """Translate a transport's exception into ours, with the URI redacted."""
-    text = str(exc)
+    text = scrub(str(exc), uri)
     shown = redact(uri)
-    if uri in text:
-        text = text.replace(uri, shown)
     missing = ("404", "NoSuchKey", "NoSuchBucket", "Not Found", "does not exist")
     if isinstance(exc, FileNotFoundError) or any(m in text for m in missing):
         return InputMissingError(
