@@ -28,7 +28,7 @@ from gensim.test.utils import datapath
 from moto.server import ThreadedMotoServer
 from pydantic import BaseModel
 
-from incremental_w2v.errors import InputMissingError, StoreIOError
+from incremental_w2v.errors import ConfigError, InputMissingError, StoreIOError
 from incremental_w2v.readers import (
     ReadStats,
     StackExchangeFormat,
@@ -258,3 +258,32 @@ def test_s3_unreachable_endpoint(s3: tuple[str, Any]) -> None:
     assert SECRET not in str(info.value)
     assert "check" in (info.value.hint or "")
     assert time.monotonic() - started < 30
+
+
+# ---------------------------------------------------------------- other schemes
+
+
+@pytest.mark.parametrize(("uri", "extra"), [("gs://bucket/a.txt", "gcs"),
+                                            ("azure://container/a.txt", "azure")])
+def test_schemes_whose_sdk_is_missing_say_what_to_install(
+    uri: str, extra: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sdk = "google.cloud.storage" if extra == "gcs" else "azure.storage.blob"
+    try:
+        __import__(sdk)
+    except ImportError:
+        pass
+    else:
+        pytest.skip(f"{sdk} is installed")
+    monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING", "AccountName=x;AccountKey=" + SECRET)
+    with pytest.raises(ConfigError) as info:
+        read_remote(uri)
+    assert f"pip install 'smart_open[{extra}]'" in str(info.value)
+    assert SECRET not in str(info.value)
+    assert stat(uri, Path(".")).size is None  # no cheap check: the content hash decides
+
+
+def test_azure_needs_its_connection_string(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AZURE_STORAGE_CONNECTION_STRING", raising=False)
+    with pytest.raises(ConfigError, match=r"AZURE_STORAGE_CONNECTION_STRING"):
+        read_remote("azure://container/a.txt")

@@ -22,7 +22,7 @@ from typing import IO, Any
 import smart_open
 from smart_open.compression import compression_wrapper
 
-from .errors import DataError, IncW2VError, InputMissingError, StoreIOError
+from .errors import ConfigError, DataError, IncW2VError, InputMissingError, StoreIOError
 from .uris import is_remote, redact, resolve_local, scheme_of, scrub
 
 
@@ -46,10 +46,23 @@ class SourceOptions:
     s3_endpoint_url: str | None = None
 
     def transport_params(self, uri: str) -> dict[str, Any]:
-        if scheme_of(uri) == "s3" and self.s3_endpoint_url:
+        scheme = scheme_of(uri)
+        if scheme == "s3" and self.s3_endpoint_url:
             import boto3
 
             return {"client": boto3.client("s3", endpoint_url=self.s3_endpoint_url)}
+        if scheme == "azure":
+            # smart_open needs a client for Azure; build it from the SDK's usual variable.
+            connection = os.environ.get("AZURE_STORAGE_CONNECTION_STRING")
+            if not connection:
+                raise ConfigError(
+                    f"corpus {redact(uri)}: reading azure:// needs the environment variable "
+                    "AZURE_STORAGE_CONNECTION_STRING",
+                    hint="export AZURE_STORAGE_CONNECTION_STRING (never put it in the config)",
+                )
+            from azure.storage.blob import BlobServiceClient  # type: ignore[import-not-found]
+
+            return {"client": BlobServiceClient.from_connection_string(connection)}
         return {}
 
 
@@ -126,6 +139,13 @@ def open_source(
         raw = smart_open.open(
             target, "rb", compression="disable", transport_params=options.transport_params(uri)
         )
+    except ImportError as exc:  # gs:// and azure:// need optional packages
+        extra = {"gs": "gcs", "azure": "azure"}.get(scheme_of(uri), scheme_of(uri))
+        raise ConfigError(
+            f"corpus {redact(uri)}: reading {scheme_of(uri)}:// URIs needs a package that is "
+            f"not installed ({exc.name or exc})",
+            hint=f"pip install 'smart_open[{extra}]'",
+        ) from None
     except FileNotFoundError:
         raise InputMissingError(
             f"corpus {redact(uri)} does not exist", hint="check the path in the config"
@@ -137,6 +157,8 @@ def open_source(
             f"corpus {redact(uri)} cannot be read: permission denied",
             hint="check the file's permissions",
         ) from None
+    except IncW2VError:
+        raise
     except Exception as exc:  # smart_open transports raise their own types
         raise remote_error(uri, exc) from None
     name = os.path.basename(target.split("?", 1)[0])
