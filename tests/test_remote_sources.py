@@ -167,6 +167,29 @@ def test_http_connection_cut_midway_is_an_io_error(name: str) -> None:
         thread.join()
 
 
+def test_http_server_error_is_an_io_error() -> None:
+    class Broken(_QuietHandler):
+        def do_HEAD(self) -> None:
+            self.send_error(503, "try later")
+
+        def do_GET(self) -> None:
+            self.send_error(503, "try later")
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Broken)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    uri = f"http://127.0.0.1:{server.server_address[1]}/lee.txt"
+    try:
+        with pytest.raises(StoreIOError, match=r"HTTP 503"):
+            stat(uri, Path("."))
+        with pytest.raises(StoreIOError, match=r"cannot read corpus .*503"):
+            read_remote(uri)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
 def test_http_7z_archive_is_downloaded_then_streamed(
     http_root: tuple[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
