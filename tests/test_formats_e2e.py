@@ -25,7 +25,6 @@ import pytest
 pytest.importorskip("incremental_w2v.cli")  # the CLI comes with the core workflow
 
 import py7zr
-from conftest import SMALL_MODEL, Result, lee_lines
 from gensim.test.utils import datapath
 
 from incremental_w2v.readers import (
@@ -40,6 +39,16 @@ from incremental_w2v.tokenizers import TokenizeSettings, make_tokenizer
 
 ENWIKI = "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
 SECRET = "FAKE-secret-e2e-7d1a"
+SMALL_MODEL = """
+model: {vector_size: 16, window: 3, min_count: 3, negative: 3, epochs: 2, workers: 2, seed: 7}
+update: {epochs: 2}
+"""
+Result = Any  # conftest's Result: .code, .out, .err, .json()
+
+
+def lee_lines() -> list[str]:
+    with open(datapath("lee_background.cor"), encoding="utf-8") as handle:
+        return [line for line in handle if line.strip()]
 
 
 def write_config(folder: Path, queue: str, extra: str = "") -> Path:
