@@ -23,7 +23,7 @@ from pydantic import (
 )
 
 from .errors import ConfigError
-from .readers import TextFormat
+from .readers import JsonlFormat, StackExchangeFormat, TextFormat, WikipediaFormat
 from .strict_yaml import LoadedYaml, dotted, load_file, load_text
 from .tokenizers import TokenizeSettings
 from .uris import credential_problem, redact
@@ -36,8 +36,10 @@ def _format_shorthand(value: Any) -> Any:
     return {"type": value} if isinstance(value, str) else value
 
 
+# Discriminated on ``type``, so an error names the one format it is about.
 FormatSettings = Annotated[
-    TextFormat,
+    TextFormat | JsonlFormat | WikipediaFormat | StackExchangeFormat,
+    Field(discriminator="type"),
     BeforeValidator(_format_shorthand),
 ]
 

@@ -9,25 +9,22 @@ not its business. Each format's settings are a pydantic model in
 from __future__ import annotations
 
 import codecs
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from typing import IO, Literal
+import json
+import logging
+import re
+from collections.abc import Iterator
+from typing import IO, Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from .errors import DataError
-from .sources import DECOMPRESSION_ERRORS, OpenSource, decompression_error
+from .errors import DataError, IncW2VError
+from .reader_registry import Reader, ReadStats, register, registered
+from .sources import OpenSource, decompression_error, is_decompression_error, remote_error
+from .stackexchange_reader import StackExchangeFormat
 from .uris import redact
+from .wiki_reader import WikipediaFormat
 
-
-@dataclass
-class ReadStats:
-    """What a reader saw in one pass."""
-
-    records: int = 0
-    skipped: int = 0
-    replacements: int = 0  # undecodable bytes replaced (encoding_errors: replace)
-    notes: dict[str, int] = field(default_factory=dict)
+log = logging.getLogger(__name__)
 
 
 class TextFormat(BaseModel):
@@ -37,23 +34,26 @@ class TextFormat(BaseModel):
     type: Literal["text"] = "text"
 
 
-# A reader gets the stream, the URI (for messages), the format's settings,
-# the encoding error policy and the stats to fill in.
-Reader = Callable[[IO[bytes], str, BaseModel, str, ReadStats], Iterator[str]]
+class JsonlFormat(BaseModel):
+    """``format: {type: jsonl, field: body.text}``: JSON Lines, one record per line."""
 
-_READERS: dict[str, Reader] = {}
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    type: Literal["jsonl"] = "jsonl"
+    field: str = Field("text", description="dotted path of the text in each object")
+    on_error: Literal["fail", "skip"] = Field(
+        "fail", description="what a malformed line does: fail the run, or count and skip it"
+    )
 
-
-def register(name: str) -> Callable[[Reader], Reader]:
-    def wrap(fn: Reader) -> Reader:
-        _READERS[name] = fn
-        return fn
-
-    return wrap
+    @field_validator("field")
+    @classmethod
+    def _dotted(cls, value: str) -> str:
+        if not value or any(not part for part in value.split(".")):
+            raise ValueError("must be a dotted path such as 'text' or 'body.text'")
+        return value
 
 
 def reader_for(fmt: BaseModel) -> Reader:
-    return _READERS[str(fmt.model_dump()["type"])]
+    return registered(str(getattr(fmt, "type", "")))
 
 
 _BINARY_SNIFF = 8192
@@ -116,19 +116,125 @@ def read_text(
             stats.skipped += 1
 
 
-FORMATS: tuple[type[BaseModel], ...] = (TextFormat,)
+_MISSING = object()
+_SURROGATES = re.compile("[\ud800-\udfff]")
+
+
+def _lookup(obj: Any, path: list[str]) -> Any:
+    for part in path:
+        if isinstance(obj, dict):
+            obj = obj.get(part, _MISSING)
+        elif isinstance(obj, list) and part.isdigit() and int(part) < len(obj):
+            obj = obj[int(part)]
+        else:
+            return _MISSING
+    return obj
+
+
+@register("jsonl")
+def read_jsonl(
+    stream: IO[bytes], uri: str, fmt: BaseModel, encoding_errors: str, stats: ReadStats
+) -> Iterator[str]:
+    assert isinstance(fmt, JsonlFormat)
+    path = fmt.field.split(".")
+    first_bad: int | None = None
+    for number, line in decoded_lines(stream, uri, encoding_errors, stats):
+        if not line.strip():
+            stats.skipped += 1
+            continue
+        try:
+            obj = json.loads(line.rstrip("\r\n"))
+        except (ValueError, RecursionError) as exc:
+            if fmt.on_error == "skip":
+                stats.note("malformed")
+                first_bad = first_bad or number
+                continue
+            where = f", column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
+            reason = (
+                exc.msg.removesuffix(" at")  # "Unterminated string starting at"
+                if isinstance(exc, json.JSONDecodeError)
+                else "nested too deeply"
+            )
+            raise DataError(
+                f"corpus {redact(uri)} has malformed JSON on line {number}{where}: {reason}",
+                hint="fix or remove the line, or set 'on_error: skip' in the entry's format "
+                "to count and skip malformed lines",
+            ) from None
+        value = _lookup(obj, path)
+        if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+            value = "\n".join(value)
+        if value is _MISSING or value is None:
+            stats.note("missing_field")
+            continue
+        if not isinstance(value, str):
+            stats.note("not_text")
+            continue
+        if not value.strip():
+            stats.note("empty")
+            continue
+        # "\ud800" escapes decode to lone surrogates, which cannot be written as UTF-8.
+        if _SURROGATES.search(value):
+            value, n = _SURROGATES.subn("\ufffd", value)
+            stats.replacements += n
+        stats.records += 1
+        yield value
+    if first_bad is not None:
+        log.warning(
+            "%s: skipped %d malformed JSON line(s), the first on line %d",
+            redact(uri), stats.notes["malformed"], first_bad,
+        )
 
 
 def iterate_records(
-    source: OpenSource, reader: Reader, fmt: BaseModel, encoding_errors: str, stats: ReadStats
+    open_source: OpenSource,
+    reader: Reader,
+    fmt: BaseModel,
+    encoding_errors: str,
+    stats: ReadStats,
 ) -> Iterator[str]:
-    """Records of an open source, with decompression failures turned into DataError."""
+    """The records ``reader`` finds in an opened source, with clear errors.
+
+    Decompression fails lazily, while the stream is read, so a truncated or
+    damaged ``.gz``/``.bz2``/``.xz``/``.zst`` surfaces here: it becomes a
+    DataError naming the source and the compressed byte offset. A transport
+    failure halfway through a remote object becomes StoreIOError.
+    """
+    uri = open_source.uri
     try:
-        yield from reader(source.stream, source.uri, fmt, encoding_errors, stats)
-    except DECOMPRESSION_ERRORS as exc:
-        raise decompression_error(source.uri, exc, source.raw.bytes_read) from None
-    except OSError as exc:
-        text = str(exc)
-        if "Invalid data stream" in text or "Not a gzipped file" in text or "Error -3" in text:
-            raise decompression_error(source.uri, exc, source.raw.bytes_read) from None
+        yield from reader(open_source.stream, uri, fmt, encoding_errors, stats)
+    except IncW2VError:
         raise
+    except Exception as exc:
+        if is_decompression_error(exc):
+            raise decompression_error(uri, exc, open_source.raw.bytes_read) from None
+        if isinstance(exc, OSError) or _is_transport_error(exc):
+            raise remote_error(uri, exc) from None
+        raise
+
+
+def _is_transport_error(exc: BaseException) -> bool:
+    """requests' errors are OSErrors; boto's and urllib3's are not."""
+    module = type(exc).__module__.split(".", 1)[0]
+    return module in ("botocore", "boto3", "urllib3", "requests", "google", "azure")
+
+
+FORMATS: tuple[type[BaseModel], ...] = (
+    TextFormat,
+    JsonlFormat,
+    WikipediaFormat,
+    StackExchangeFormat,
+)
+
+__all__ = [
+    "FORMATS",
+    "JsonlFormat",
+    "ReadStats",
+    "Reader",
+    "StackExchangeFormat",
+    "TextFormat",
+    "WikipediaFormat",
+    "decoded_lines",
+    "iterate_records",
+    "reader_for",
+    "register",
+]

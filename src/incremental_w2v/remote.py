@@ -7,7 +7,7 @@ import urllib.request
 from typing import TYPE_CHECKING
 
 from .errors import InputMissingError, StoreIOError
-from .uris import redact, scheme_of
+from .uris import redact, scheme_of, scrub
 
 if TYPE_CHECKING:
     from .sources import SourceOptions, SourceStat
@@ -28,7 +28,7 @@ def remote_stat(uri: str, options: SourceOptions) -> SourceStat:
                 raise InputMissingError(f"corpus {redact(uri)} does not exist (HTTP 404)") from None
             raise StoreIOError(f"cannot reach corpus {redact(uri)}: HTTP {exc.code}") from None
         except (urllib.error.URLError, OSError) as exc:
-            reason = getattr(exc, "reason", exc)
+            reason = scrub(str(getattr(exc, "reason", exc)), uri)
             raise StoreIOError(
                 f"cannot reach corpus {redact(uri)}: {reason}",
                 hint="check the network and the URL, then re-run",

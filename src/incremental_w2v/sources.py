@@ -7,7 +7,6 @@ decompression is layered on top by smart_open, inferred from the name.
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import hashlib
 import io
@@ -15,7 +14,7 @@ import lzma
 import os
 import zlib
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -23,8 +22,8 @@ from typing import IO, Any
 import smart_open
 from smart_open.compression import compression_wrapper
 
-from .errors import DataError, InputMissingError, StoreIOError
-from .uris import is_remote, redact, resolve_local, scheme_of
+from .errors import ConfigError, DataError, IncW2VError, InputMissingError, StoreIOError
+from .uris import is_remote, redact, resolve_local, scheme_of, scrub
 
 
 @dataclass(frozen=True)
@@ -46,10 +45,23 @@ class SourceOptions:
     s3_endpoint_url: str | None = None
 
     def transport_params(self, uri: str) -> dict[str, Any]:
-        if scheme_of(uri) == "s3" and self.s3_endpoint_url:
+        scheme = scheme_of(uri)
+        if scheme == "s3" and self.s3_endpoint_url:
             import boto3
 
             return {"client": boto3.client("s3", endpoint_url=self.s3_endpoint_url)}
+        if scheme == "azure":
+            # smart_open needs a client for Azure; build it from the SDK's usual variable.
+            connection = os.environ.get("AZURE_STORAGE_CONNECTION_STRING")
+            if not connection:
+                raise ConfigError(
+                    f"corpus {redact(uri)}: reading azure:// needs the environment variable "
+                    "AZURE_STORAGE_CONNECTION_STRING",
+                    hint="export AZURE_STORAGE_CONNECTION_STRING (never put it in the config)",
+                )
+            from azure.storage.blob import BlobServiceClient  # type: ignore[import-not-found]
+
+            return {"client": BlobServiceClient.from_connection_string(connection)}
         return {}
 
 
@@ -115,9 +127,16 @@ class OpenSource:
 
 @contextmanager
 def open_source(
-    uri: str, base_dir: Path, options: SourceOptions | None = None
+    uri: str,
+    base_dir: Path,
+    options: SourceOptions | None = None,
+    archive_member: str | None = None,
 ) -> Iterator[OpenSource]:
-    """Open ``uri`` for reading; decompression inferred from the name."""
+    """Open ``uri`` for reading; decompression inferred from the name.
+
+    A ``.7z`` archive yields one member: ``archive_member``, else its only
+    file, else its ``Posts.xml`` (see ``sevenzip``).
+    """
     options = options or SourceOptions()
     local = resolve_local(uri, base_dir)
     target = str(local) if local is not None else uri
@@ -125,6 +144,13 @@ def open_source(
         raw = smart_open.open(
             target, "rb", compression="disable", transport_params=options.transport_params(uri)
         )
+    except ImportError as exc:  # gs:// and azure:// need optional packages
+        extra = {"gs": "gcs", "azure": "azure"}.get(scheme_of(uri), scheme_of(uri))
+        raise ConfigError(
+            f"corpus {redact(uri)}: reading {scheme_of(uri)}:// URIs needs a package that is "
+            f"not installed ({exc.name or exc})",
+            hint=f"pip install 'smart_open[{extra}]'",
+        ) from None
     except FileNotFoundError:
         raise InputMissingError(
             f"corpus {redact(uri)} does not exist", hint="check the path in the config"
@@ -136,24 +162,40 @@ def open_source(
             f"corpus {redact(uri)} cannot be read: permission denied",
             hint="check the file's permissions",
         ) from None
+    except IncW2VError:
+        raise
     except Exception as exc:  # smart_open transports raise their own types
         raise remote_error(uri, exc) from None
-    hashing = HashingReader(raw, os.path.basename(target.split("?", 1)[0]))
-    stream = compression_wrapper(io.BufferedReader(hashing, 1 << 20), "rb")
-    try:
+    name = os.path.basename(target.split("?", 1)[0])
+    hashing = HashingReader(raw, name)
+    stream: IO[bytes]
+    with ExitStack() as cleanup:
+        cleanup.callback(_close_quietly, hashing)
+        if name.lower().endswith(".7z"):
+            from .sevenzip import open_member
+
+            try:
+                stream = cleanup.enter_context(open_member(hashing, local, uri, archive_member))
+            except IncW2VError:
+                raise
+            except Exception as exc:  # reading the archive through the transport failed
+                raise remote_error(uri, exc) from None
+        else:
+            stream = compression_wrapper(io.BufferedReader(hashing, 1 << 20), "rb")
+            cleanup.callback(_close_quietly, stream)
         yield OpenSource(uri=uri, stream=stream, raw=hashing)
-    finally:
-        # Closing a half-read remote stream must not mask the real error.
-        with contextlib.suppress(Exception):
-            stream.close()
+
+
+def _close_quietly(stream: IO[bytes] | io.IOBase) -> None:
+    # Closing a half-read remote stream must not mask the real error.
+    with suppress(Exception):
+        stream.close()
 
 
 def remote_error(uri: str, exc: BaseException) -> Exception:
     """Translate a transport's exception into ours, with the URI redacted."""
-    text = str(exc)
+    text = scrub(str(exc), uri)
     shown = redact(uri)
-    if uri in text:
-        text = text.replace(uri, shown)
     missing = ("404", "NoSuchKey", "NoSuchBucket", "Not Found", "does not exist")
     if isinstance(exc, FileNotFoundError) or any(m in text for m in missing):
         return InputMissingError(
@@ -168,13 +210,34 @@ def remote_error(uri: str, exc: BaseException) -> Exception:
     return StoreIOError(f"cannot read corpus {shown}: {type(exc).__name__}: {text[:300]}")
 
 
+def _zstd_errors() -> tuple[type[BaseException], ...]:
+    # smart_open decompresses .zst with compression.zstd (3.14+) or backports.zstd.
+    try:
+        from compression.zstd import ZstdError  # type: ignore[import-not-found]
+    except ImportError:
+        try:
+            from backports.zstd import ZstdError
+        except ImportError:
+            return ()
+    return (ZstdError,)
+
+
 # Exceptions raised by decompressors on a damaged or truncated stream.
 DECOMPRESSION_ERRORS: tuple[type[BaseException], ...] = (
     EOFError,
     gzip.BadGzipFile,
     zlib.error,
     lzma.LZMAError,
+    *_zstd_errors(),
 )
+
+
+def is_decompression_error(exc: BaseException) -> bool:
+    """Whether ``exc`` says the compressed data is damaged (not that the transport failed)."""
+    if isinstance(exc, DECOMPRESSION_ERRORS):
+        return True
+    # bz2 (and lzma's file layer) raise a bare OSError for data they cannot decode.
+    return type(exc) is OSError and exc.errno is None and "Invalid data stream" in str(exc)
 
 
 def decompression_error(uri: str, exc: BaseException, raw_offset: int) -> DataError:
@@ -192,6 +255,7 @@ __all__ = [
     "SourceOptions",
     "SourceStat",
     "decompression_error",
+    "is_decompression_error",
     "open_source",
     "stat",
 ]

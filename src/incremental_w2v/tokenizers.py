@@ -25,7 +25,9 @@ class TokenizeSettings(BaseModel):
 
     mode: Literal["simple", "whitespace", "regex"] = "simple"
     pattern: str | None = Field(
-        default=None, description="regular expression matching one token (mode: regex)"
+        default=None,
+        description="regular expression matching one token (mode: regex); a match that "
+        "contains whitespace is split there",
     )
     lowercase: bool = True
     deaccent: bool = False
@@ -99,6 +101,13 @@ def make_tokenizer(settings: TokenizeSettings) -> Tokenizer:
             text = text.lower()
         if settings.deaccent:
             text = gensim_deaccent(text)
-        return [t for t in compiled.findall(text) if isinstance(t, str) and lo <= len(t) <= hi]
+        # The whole match is the token (groups in the pattern do not change that), and a
+        # match that spans whitespace is split: tokens go to a whitespace-separated file.
+        return [
+            token
+            for match in compiled.finditer(text)
+            for token in match.group(0).split()
+            if lo <= len(token) <= hi
+        ]
 
     return regex

@@ -13,7 +13,7 @@ import glob
 import os
 import re
 from pathlib import Path
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, unquote_plus, urlsplit
 
 from .errors import ConfigError, InputMissingError
 
@@ -68,6 +68,27 @@ def redact(uri: str) -> str:
         )
         text = f"{parts.scheme}://{netloc}{parts.path}" + (f"?{query}" if query else "")
     return text.encode("ascii", "backslashreplace").decode("ascii")
+
+
+def scrub(text: str, uri: str) -> str:
+    """``text`` (say, a transport's error message) with every secret of ``uri`` masked.
+
+    Libraries quote URLs in their own ways (requests shows the path and query
+    alone), so replacing the whole URI is not enough: each secret value is
+    masked wherever it appears, raw or percent-decoded.
+    """
+    text = text.replace(uri, redact(uri))
+    if scheme_of(uri) not in REMOTE_SCHEMES:
+        return text
+    parts = urlsplit(uri)
+    secrets = [parts.password or "", parts.username or ""] if "@" in parts.netloc else []
+    for pair in parts.query.split("&"):
+        name, _, value = pair.partition("=")
+        if _SECRET_PARAMS.match(unquote_plus(name)):
+            secrets += [value, unquote_plus(value)]
+    for secret in sorted(filter(None, set(secrets)), key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text
 
 
 def check_uri(uri: str) -> None:
