@@ -255,3 +255,21 @@ def test_empty_corpus_is_refused_and_nothing_committed(
     assert "has no tokens" in result.err
     assert manifest(tmp_store(config))["current"] == "v0001"
     assert not [p for p in tmp_store(config).iterdir() if p.name.startswith((".work", ".staging"))]
+
+
+def test_tokenize_change_is_refused_unless_allowed(
+    corpora: dict[str, Path], make_config: Callable[..., Path], cli: Callable[..., Result]
+) -> None:
+    config = make_config(corpora["a"], [corpora["b"]])
+    assert cli("add-corpus", config).code == 0
+    config.write_text(config.read_text() + f"  - uri: {corpora['c']}\n"
+                      "tokenize: {mode: whitespace}\n")
+    refused = cli("add-corpus", config)
+    assert refused.code == 78
+    assert "tokenize: lineage has" in refused.err and "--allow-tokenize-change" in refused.err
+    assert cli("status", config, "--json").json()["current"] == "v0002"
+    allowed = cli("add-corpus", config, "--allow-tokenize-change", "--json")
+    assert allowed.code == 0, allowed.err
+    row = cli("history", config, "--json").json()[-1]
+    assert row["tokenize"]["mode"] == "whitespace"
+    assert row["corpora"][-1]["name"] == "c.txt"
