@@ -77,6 +77,7 @@ def add_corpus(
     started = time.perf_counter()
     for uri in extra_uris:
         check_uri(uri)
+    quality.preflight(config)
     store = Store.open(config.store_path, create=True)
     result = AddResult()
     with store_lock(store.root, "add-corpus", wait):

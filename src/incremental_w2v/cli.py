@@ -204,6 +204,8 @@ def _run(args: argparse.Namespace) -> int:
         lines = [
             f"{'*' if r['current'] else ' '} {r['version']}  {r['created_at']}  {r['kind']:<7} "
             f"{r['status']:<9} vocab {r['vocab_size']:>8}  +{', '.join(r['added'])}"
+            + "".join(f"  [{e['action']} {e['at']}]" for e in r.get("events", [])
+                      if e["action"] in ("promote", "reject"))
             for r in rows
         ]
         _emit(args, rows, "\n".join(lines) or "no versions yet")

@@ -274,18 +274,18 @@ def evaluate_vectors(
             )
     for f in settings.word_pairs:
         scores[f.name] = score_pairs(
-            kv, order, read_pairs(_resolve(f.path, base_dir)), settings.case_insensitive
+            kv, order, read_pairs(resolve_path(f.path, base_dir)), settings.case_insensitive
         )
     for f in settings.analogy_files:
         scores[f.name] = score_analogies(
-            kv, order, read_questions(_resolve(f.path, base_dir)), settings.restrict_vocab,
+            kv, order, read_questions(resolve_path(f.path, base_dir)), settings.restrict_vocab,
             settings.case_insensitive,
         )
     logger.debug("evaluated %d metric(s) in %.2fs", len(scores), time.perf_counter() - started)
     return scores
 
 
-def _resolve(value: str, base_dir: Path) -> Path:
+def resolve_path(value: str, base_dir: Path) -> Path:
     path = Path(value).expanduser()
     return path if path.is_absolute() else base_dir / path
 

@@ -58,7 +58,14 @@ def history(config: Config) -> list[dict[str, Any]]:
     out = []
     for entry in manifest.versions:
         meta = store.read_meta(entry.version)
-        out.append(_history_row(meta, entry.status, manifest.current))
+        row = _history_row(meta, entry.status, manifest.current)
+        # Overrides (promote, reject, rollback) are part of a version's story.
+        row["events"] = [
+            {"at": e.at, "action": e.action, "detail": e.detail}
+            for e in manifest.events
+            if e.version == entry.version and not e.action.startswith("commit-")
+        ]
+        out.append(row)
     return out
 
 
@@ -90,6 +97,9 @@ def _history_row(meta: VersionMeta, status: str, current: str | None) -> dict[st
         "update_params": meta.update_params,
         "tokenize": meta.tokenize,
         "scores": meta.scores,
+        "gate": meta.gate,
+        "drift": meta.drift,
+        "watch": meta.watch,
         "timings": meta.timings,
         "notes": meta.notes,
     }

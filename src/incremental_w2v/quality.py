@@ -40,6 +40,18 @@ class Assessment:
     seconds: float = 0.0
 
 
+def preflight(config: Config) -> None:
+    """Read the user's evaluation files now, so a bad one fails before any training."""
+    from .evaluation import read_pairs, read_questions, resolve_path
+
+    if not config.evaluation.enabled:
+        return
+    for f in config.evaluation.word_pairs:
+        read_pairs(resolve_path(f.path, config.base_dir))
+    for f in config.evaluation.analogy_files:
+        read_questions(resolve_path(f.path, config.base_dir))
+
+
 # -- at commit ---------------------------------------------------------------------------
 
 
