@@ -113,6 +113,10 @@ class RebuildSettings(_Strict):
         None, gt=0, le=2,
         description="when 1 - median aligned cosine against the last rebuild exceeds this",
     )
+    min_overlap: float | None = Field(
+        None, gt=0, le=1,
+        description="when the mean top-k neighbour overlap with the last rebuild falls below",
+    )
 
 
 def gate_problems(gates: dict[str, Gate], evaluation: EvaluationSettings) -> list[str]:

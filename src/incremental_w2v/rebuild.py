@@ -169,10 +169,15 @@ def rebuild_due(store: Store, config: Config, current: VersionMeta) -> str | Non
         n = updates_since_rebuild(store, current.version)
         if n >= settings.every:
             return f"{n} updates since the last rebuild (rebuild.every: {settings.every})"
-    if settings.max_drift is not None:
-        drift = (current.drift.get("rebuild") or {}).get("drift")
-        if drift is not None and drift > settings.max_drift:
-            return (f"drift {drift:.4f} against the last rebuild "
-                    f"{current.drift['rebuild']['against']} exceeds rebuild.max_drift "
-                    f"{settings.max_drift}")
+    gap = current.drift.get("rebuild") or {}
+    drift = gap.get("drift")
+    if settings.max_drift is not None and drift is not None and drift > settings.max_drift:
+        return (f"drift {drift:.4f} against the last rebuild {gap['against']} exceeds "
+                f"rebuild.max_drift {settings.max_drift}")
+    overlap = (gap.get("overlap") or {}).get("mean")
+    if settings.min_overlap is not None and overlap is not None and (
+        overlap < settings.min_overlap
+    ):
+        return (f"neighbour overlap {overlap:.4f} with the last rebuild {gap['against']} is "
+                f"below rebuild.min_overlap {settings.min_overlap}")
     return None
