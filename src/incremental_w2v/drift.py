@@ -168,8 +168,13 @@ def compare_spaces(
                          hint="give a longer anchor list in 'drift.anchors'")
     va = a.kv.vectors[[a_words[w] for w in shared]]
     vb = b.kv.vectors[[b_words[w] for w in shared]]
-    ua = unit_rows(np.asarray(va, dtype=np.float64))
-    ub = unit_rows(np.asarray(vb, dtype=np.float64))
+    ua: NDArray[Any] = np.asarray(va, dtype=np.float64)
+    ub: NDArray[Any] = np.asarray(vb, dtype=np.float64)
+    if settings.center:
+        # Undertrained word2vec vectors share one common direction, which makes every
+        # cosine look high; drift is measured on what distinguishes words.
+        ua, ub = ua - ua.mean(axis=0), ub - ub.mean(axis=0)
+    ua, ub = unit_rows(ua), unit_rows(ub)
     pos = {w: i for i, w in enumerate(shared)}
     anchor_rows = [pos[w] for w in anchors]
     w_map = orthogonal_map(ua[anchor_rows], ub[anchor_rows])

@@ -62,6 +62,7 @@ class DriftSettings(_Strict):
         description="the N most frequent shared words, or the path of a word list file",
     )
     top_k: int = Field(10, ge=1, le=100)
+    center: bool = Field(True, description="subtract each side's mean vector before aligning")
     bands: list[int] = Field(
         default_factory=lambda: [1000, 10000, 100000],
         description="frequency-rank band edges for the summaries",
