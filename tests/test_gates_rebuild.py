@@ -46,6 +46,7 @@ def test_failing_gate_keeps_a_candidate_then_promote_and_reject(
     assert by_rule[("analogies", "max_drop")]["ok"]
     status = cli("status", config, "--json").json()
     assert status["current"] == "v0001" and status["candidates"] == ["v0002"]
+    assert "candidates awaiting review: v0002" in cli("status", config).out
 
     # The next cron run does not re-train the refused corpus, and says why.
     again = cli("add-corpus", config)
@@ -165,6 +166,7 @@ def test_rebuild_every_n_updates_and_on_drift(
     assert [(a["version"], a["kind"]) for a in applied] == [
         ("v0001", "base"), ("v0002", "update"), ("v0003", "update"), ("v0004", "rebuild")]
     assert "2 updates since the last rebuild" in applied[-1]["reason"]
+    assert applied[-1]["name"] == "rebuild of v0003"
     assert run.json()["current"] == "v0004"
 
     # Drift trigger: the next update measures itself against v0004 and passes the threshold.

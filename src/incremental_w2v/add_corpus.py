@@ -127,7 +127,8 @@ def _maybe_rebuild(
         return current
     logger.info("rebuilding from scratch: %s", reason)
     meta, info = rebuild_locked(store, config, current)
-    result.applied.append({**_applied(meta), "reason": reason, "drift": info["compare"]["drift"]})
+    result.applied.append({**_applied(meta), "name": f"rebuild of {current.version}",
+                           "reason": reason, "drift": info["compare"]["drift"]})
     if not meta.gate.get("passed", True):
         result.gate_failed = meta
         return current

@@ -195,8 +195,10 @@ def _run(args: argparse.Namespace) -> int:
     def status() -> int:
         info = lineage.status(config)
         pending = ", ".join(p["name"] for p in info["pending"]) or "none"
+        held = ", ".join(info.get("candidates", []))
         _emit(args, info, f"current: {info['current'] or 'none'} "
-              f"(vocabulary {info['vocab_size']}, {info['versions']} versions); pending: {pending}")
+              f"(vocabulary {info['vocab_size']}, {info['versions']} versions); pending: {pending}"
+              + (f"; candidates awaiting review: {held}" if held else ""))
         return EX_OK
 
     def history() -> int:
