@@ -21,7 +21,7 @@ from numpy.typing import NDArray
 
 from .errors import DataError, InputMissingError, UsageError
 from .evaluation import rank_order
-from .procrustes import orthogonal_map, unit_rows
+from .procrustes import orthogonal_map
 from .quality_settings import DriftSettings
 
 logger = logging.getLogger(__name__)
@@ -30,7 +30,10 @@ _BATCH = 256
 
 
 def _unit32(matrix: NDArray[Any]) -> NDArray[np.float32]:
-    return np.asarray(unit_rows(np.asarray(matrix, dtype=np.float64)), dtype=np.float32)
+    out = np.asarray(matrix, dtype=np.float32)
+    norms = np.linalg.norm(out, axis=1, keepdims=True)
+    norms[norms == 0] = 1.0
+    return np.asarray(out / norms, dtype=np.float32)
 
 
 class Space:
@@ -40,7 +43,6 @@ class Space:
         self.kv = kv
         self.counts = counts
         self.order = rank_order(kv, counts)
-        self.rank = {kv.index_to_key[r]: i for i, r in enumerate(self.order.tolist())}
         top = self.order[:neighbour_vocab]
         self.index_words = [kv.index_to_key[r] for r in top.tolist()]
         self.index_pos = {w: i for i, w in enumerate(self.index_words)}
@@ -168,17 +170,18 @@ def compare_spaces(
                          hint="give a longer anchor list in 'drift.anchors'")
     va = a.kv.vectors[[a_words[w] for w in shared]]
     vb = b.kv.vectors[[b_words[w] for w in shared]]
-    ua: NDArray[Any] = np.asarray(va, dtype=np.float64)
-    ub: NDArray[Any] = np.asarray(vb, dtype=np.float64)
+    # float32 throughout: a million shared words must not cost gigabytes.
+    ua: NDArray[Any] = np.asarray(va, dtype=np.float32)
+    ub: NDArray[Any] = np.asarray(vb, dtype=np.float32)
     if settings.center:
         # Undertrained word2vec vectors share one common direction, which makes every
         # cosine look high; drift is measured on what distinguishes words.
         ua, ub = ua - ua.mean(axis=0), ub - ub.mean(axis=0)
-    ua, ub = unit_rows(ua), unit_rows(ub)
+    ua, ub = _unit32(ua), _unit32(ub)
     pos = {w: i for i, w in enumerate(shared)}
     anchor_rows = [pos[w] for w in anchors]
-    w_map = orthogonal_map(ua[anchor_rows], ub[anchor_rows])
-    cosines = np.sum(unit_rows(ua @ w_map) * ub, axis=1)
+    w_map = orthogonal_map(ua[anchor_rows], ub[anchor_rows]).astype(np.float32)
+    cosines = np.sum(_unit32(ua @ w_map) * ub, axis=1).astype(np.float64)
     result["anchors"] = {
         "count": len(anchors), "source": anchor_source,
         "mean_cosine": round(float(np.mean(cosines[anchor_rows])), 4),
