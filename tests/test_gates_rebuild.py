@@ -55,7 +55,7 @@ def test_failing_gate_keeps_a_candidate_then_promote_and_reject(
     assert "nothing was trained" in again.err and "1 later corpus(es) wait" in again.err
     assert len(manifest(config)["versions"]) == 2
 
-    promoted = cli("promote", config, "v0002")
+    promoted = cli("promote", config, "v2")  # short names work too
     assert promoted.code == 0, promoted.err
     m = manifest(config)
     assert m["current"] == "v0002" and m["versions"][1]["status"] == "committed"

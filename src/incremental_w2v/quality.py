@@ -33,6 +33,11 @@ logger = logging.getLogger(__name__)
 _VERSION_REF = re.compile(r"^v?\d+$")
 
 
+def version_name(ref: str) -> str:
+    """``v3``, ``3`` and ``v0003`` all name v0003."""
+    return f"v{int(ref.lstrip('v')):04d}" if _VERSION_REF.match(ref) else ref
+
+
 @dataclass
 class Assessment:
     fields: dict[str, Any] = field(default_factory=dict)
@@ -246,7 +251,7 @@ def promote(config: Config, version: str, wait: float = 0.0) -> dict[str, Any]:
 
     store = Store.open(config.store_path, create=False)
     with store_lock(store.root, "promote", wait):
-        version = resolve_version(store, version)
+        version = resolve_version(store, version_name(version))
         manifest = store.read_manifest()
         entry = manifest.entry(version)
         assert entry is not None
@@ -271,7 +276,7 @@ def reject(config: Config, version: str, wait: float = 0.0) -> dict[str, Any]:
 
     store = Store.open(config.store_path, create=False)
     with store_lock(store.root, "reject", wait):
-        version = resolve_version(store, version)
+        version = resolve_version(store, version_name(version))
         manifest = store.read_manifest()
         entry = manifest.entry(version)
         assert entry is not None
@@ -302,7 +307,7 @@ def load_side(config: Config, ref: str) -> Side:
 
     if _VERSION_REF.match(ref) and not Path(ref).exists():
         store = Store.open(config.store_path, create=False)
-        name = resolve_version(store, f"v{int(ref.lstrip('v')):04d}")
+        name = resolve_version(store, version_name(ref))
         model = store.load_model(name, mmap="r")
         meta = store.read_meta(name)
         return Side(name, model.wv, counts_of(model.wv), meta.scores or None)
@@ -315,7 +320,7 @@ def evaluate(config: Config, version: str | None = None) -> dict[str, Any]:
     from .lineage import resolve_version
 
     store = Store.open(config.store_path, create=False)
-    name = resolve_version(store, version)
+    name = resolve_version(store, version_name(version) if version else None)
     model = store.load_model(name, mmap="r")
     started = time.perf_counter()
     scores = evaluate_vectors(model.wv, counts_of(model.wv), config.evaluation, config.base_dir)
