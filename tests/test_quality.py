@@ -283,3 +283,18 @@ def test_watch_words_neighbours_in_every_version(
     assert lists[0] != lists[-1]
     meta = json.loads((config.parent / "store/versions/v0002/meta.json").read_text())
     assert meta["watch"]["neighbours"]["fire"][0][0]
+
+
+def test_documented_quality_config_is_valid(tmp_path: Path) -> None:
+    from incremental_w2v.config import parse_config
+
+    root = Path(__file__).resolve().parents[1]
+    doc = (root / "docs" / "quality.md").read_text()
+    block = doc.split("## Config reference")[1].split("```yaml")[1].split("```")[0]
+    config = parse_config("store: s\nbase: {corpus: a.txt}\n" + block, tmp_path / "c.yaml")
+    assert config.watch == ["python", "rust", "kernel"]
+    assert config.evaluation.metric_names() == [
+        "wordsim353", "simlex999", "analogies", "support_pairs", "support_analogies"]
+    readme = (root / "README.md").read_text()
+    block = readme.split("## The config")[1].split("```yaml")[1].split("```")[0]
+    assert parse_config(block, tmp_path / "c.yaml").evaluation.enabled
