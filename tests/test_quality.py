@@ -246,6 +246,18 @@ def test_compare_versions_and_files(
     text = cli("compare", config, "v0001", "v0003")
     assert "moved most" in text.out and "band (rank)" in text.out
 
+    # A word list as the anchor set: only its words shared by both sides are used.
+    from incremental_w2v.drift import compare_vectors
+    from incremental_w2v.quality_settings import DriftSettings
+
+    listed = [*list(a.index_to_key)[:40], "notaword", "alsonot"]
+    (tmp_path / "anchors.txt").write_text("\n".join(listed) + "\n")
+    by_list = compare_vectors(a, counts_of(a), b, counts_of(b),
+                              DriftSettings(anchors="anchors.txt", sample=100), tmp_path)
+    assert by_list["anchors"]["count"] == 40
+    assert by_list["anchors"]["source"] == "40 of 42 words of anchors.txt"
+    assert by_list["cosine"]["median"] != info["cosine"]["median"]
+
     # A file with the same vectors turned by a random rotation: Procrustes undoes it.
     rot, _ = np.linalg.qr(np.random.default_rng(1).normal(size=(16, 16)))
     turned = KeyedVectors(16)
