@@ -204,3 +204,22 @@ def test_imported_lineage_cannot_be_rebuilt(
     assert cli("add-corpus", config).code == 0
     refused = cli("rebuild", config)
     assert refused.code == 64 and "imported model" in refused.err
+
+
+def test_pruned_ancestors_do_not_break_later_commits(
+    tmp_path: Path, corpora: dict[str, Path], make_config: Callable[..., Path],
+    cli: Callable[..., Result],
+) -> None:
+    config = make_config(corpora["a"], [corpora["b"]])
+    assert cli("add-corpus", config).code == 0
+    assert cli("rebuild", config).code == 0  # v0003
+    assert cli("add-corpus", config, corpora["c"]).code == 0  # v0004, drift vs v0003
+    store = Store(load_config(config).store_path)
+    assert store.read_meta("v0004").drift["rebuild"]["against"] == "v0003"
+    assert cli("prune", config, "--keep", "1").code == 0
+    extra = tmp_path / "d.txt"
+    extra.write_text(corpora["a"].read_text()[:20000])
+    run = cli("add-corpus", config, extra)
+    assert run.code == 0, run.err
+    meta = store.read_meta("v0005")
+    assert meta.drift["parent"]["against"] == "v0004" and "rebuild" not in meta.drift

@@ -115,10 +115,11 @@ def _space_of(store: Store, version: str, config: Config) -> Space:
 
 
 def ancestors(store: Store, version: str) -> list[VersionMeta]:
-    """``version`` and its parents, newest first."""
+    """``version`` and its parents, newest first, as far back as the store still holds them."""
+    listed = {v.version for v in store.read_manifest().versions}
     chain, seen = [], set()
     name: str | None = version
-    while name is not None and name not in seen:
+    while name is not None and name not in seen and name in listed:  # pruned: stop there
         seen.add(name)
         meta = store.read_meta(name)
         chain.append(meta)
