@@ -223,3 +223,23 @@ def test_pruned_ancestors_do_not_break_later_commits(
     assert run.code == 0, run.err
     meta = store.read_meta("v0005")
     assert meta.drift["parent"]["against"] == "v0004" and "rebuild" not in meta.drift
+
+
+def test_gate_rescores_a_parent_measured_differently(
+    tmp_path: Path, corpora: dict[str, Path], make_config: Callable[..., Path],
+    cli: Callable[..., Result],
+) -> None:
+    """A gate added with a new metric compares like with like: the parent is re-scored."""
+    config = make_config(corpora["a"], [corpora["b"]])
+    assert cli("add-corpus", config, "--json").json()["current"] == "v0002"
+    pairs = tmp_path / "mine.tsv"
+    pairs.write_text("government\tminister\t8\nfire\tbushfires\t9\npolice\tpeople\t3\n"
+                     "the\tof\t1\nsaid\ttold\t7\n")
+    config.write_text(config.read_text() + "evaluation:\n  word_pairs: [{name: mine, path: "
+                      "mine.tsv}]\ngates:\n  mine: {max_drop: 2}\n")
+    store = Store(load_config(config).store_path)
+    assert "mine" not in store.read_meta("v0002").scores
+    fresh = cli("evaluate", config, "--json").json()["scores"]["mine"]["value"]
+    assert cli("add-corpus", config, corpora["c"]).code == 0
+    check = store.read_meta("v0003").gate["checks"][0]
+    assert check["metric"] == "mine" and check["reference"] == fresh is not None

@@ -80,10 +80,29 @@ def assess(store: Store, config: Config, model: Any, fields: dict[str, Any]) -> 
         out["drift"] = _drift_record(store, config, kv, counts, parent, fields["kind"])
     passed = True
     if parent is not None and config.gates:
-        reference = store.read_meta(parent).scores
+        reference = _reference_scores(store, config, parent, out.get("scores", {}))
         out["gate"] = check_gates(config.gates, out.get("scores", {}), reference, parent)
         passed = bool(out["gate"]["passed"])
     return Assessment(fields=out, passed=passed, seconds=time.perf_counter() - started)
+
+
+def _reference_scores(
+    store: Store, config: Config, parent: str, scores: dict[str, Any]
+) -> dict[str, Any]:
+    """The parent's scores, re-measured if it was scored differently (e.g. another set)."""
+    recorded: dict[str, Any] = store.read_meta(parent).scores
+
+    def same(a: Any, b: Any) -> bool:
+        keys = ("kind", "total", "restrict_vocab")
+        return isinstance(a, dict) and isinstance(b, dict) and all(
+            a.get(k) == b.get(k) for k in keys)
+
+    if all(same(recorded.get(n), scores.get(n)) for n in config.gates):
+        return recorded
+    logger.info("re-scoring %s with the current evaluation settings for the gates", parent)
+    model = store.load_model(parent, mmap="r")
+    fresh = evaluate_vectors(model.wv, counts_of(model.wv), config.evaluation, config.base_dir)
+    return {**recorded, **fresh}
 
 
 def _drift_record(
