@@ -55,6 +55,8 @@ def test_failing_gate_keeps_a_candidate_then_promote_and_reject(
     assert "nothing was trained" in again.err and "1 later corpus(es) wait" in again.err
     assert len(manifest(config)["versions"]) == 2
 
+    refused = cli("rollback", config, "v0002")
+    assert refused.code == 64 and "incw2v promote CONFIG v0002" in refused.err
     promoted = cli("promote", config, "v2")  # short names work too
     assert promoted.code == 0, promoted.err
     m = manifest(config)

@@ -64,6 +64,10 @@ def test_report_holds_what_it_claims(
         assert f"{first} ({sim:.2f})" in page
     assert "<h3>notaword</h3>" in page and "not in the vocabulary" in page
     assert "v0004 (current)" in page and "<td>rebuild</td>" in page
+    rebuilt, replaced = store.read_meta("v0004"), store.read_meta("v0003")
+    a, b = replaced.scores["simlex999"]["value"], rebuilt.scores["simlex999"]["value"]
+    assert "<td>v0004</td><td>v0003</td>" in page
+    assert f"{a:.4f} → {b:.4f} ({b - a:+.4f})" in page
 
     missing = cli("report", config, "--output", tmp_path / "nope" / "r.html")
     assert missing.code == 73

@@ -109,7 +109,16 @@ def rollback(config: Config, version: str, wait: float = 0.0) -> dict[str, Any]:
     """Make an older committed version current; what it had not applied becomes pending."""
     store = _existing_store(config)
     with store_lock(store.root, "rollback", wait):
-        before = store.read_manifest().current
+        manifest = store.read_manifest()
+        before = manifest.current
+        entry = manifest.entry(version)
+        if entry is not None and entry.status != "committed":
+            # Making a refused version current is an override: it has its own command.
+            raise UsageError(
+                f"{version} is a {entry.status} version (it failed a quality gate)",
+                hint=f"'incw2v promote CONFIG {version}' makes it current and records the "
+                "override",
+            )
         store.set_current(version, "rollback", f"from {before}")
     return {"previous": before, "current": version}
 

@@ -145,6 +145,7 @@ def build_report(config: Config) -> tuple[str, dict[str, Any]]:
     for title, alt, data in plots:
         parts.append(f"<h2>{html.escape(title)}</h2>")
         parts.append(f"<img alt='{html.escape(alt)}' src='data:image/png;base64,{data}'>")
+    parts.append(_rebuild_table(metas, metrics))
     if not gaps_known:
         parts.append("<h2>Gap to the last rebuild</h2><p class='note'>No rebuild in this "
                      "store yet: run <code>incw2v rebuild CONFIG</code> to measure how far the "
@@ -185,6 +186,34 @@ def _version_table(
         + "".join(rows) + "</table><p class='note'>Scores with their coverage in brackets: "
         "a score on 20% of a set is not comparable with one on 90%.</p>"
     )
+
+
+def _rebuild_table(metas: list[VersionMeta], metrics: list[str]) -> str:
+    """Each rebuild against the incremental version it replaced: scores and drift."""
+    by_name = {m.version: m for m in metas}
+    rows = []
+    for m in metas:
+        old = by_name.get(m.parent or "")
+        if m.kind != "rebuild" or old is None:
+            continue
+        cells = []
+        for metric in metrics:
+            a, b = _value(old, metric), _value(m, metric)
+            cells.append("<td>n/a</td>" if a is None or b is None else
+                         f"<td>{a:.4f} → {b:.4f} ({b - a:+.4f})</td>")
+        gap = m.drift.get("parent") or {}
+        overlap = (gap.get("overlap") or {}).get("mean")
+        drift = gap.get("drift")
+        rows.append(
+            f"<tr><td>{m.version}</td><td>{old.version}</td>{''.join(cells)}"
+            f"<td>{'' if drift is None else f'{drift:.4f}'}</td>"
+            f"<td>{'' if overlap is None else f'{overlap:.3f}'}</td></tr>"
+        )
+    if not rows:
+        return ""
+    head = "".join(f"<th>{html.escape(x)}: incremental → rebuild</th>" for x in metrics)
+    return ("<table><tr><th>rebuild</th><th>replaced</th>" + head +
+            "<th>median drift</th><th>neighbour overlap</th></tr>" + "".join(rows) + "</table>")
 
 
 def _watch_section(metas: list[VersionMeta]) -> str:
