@@ -67,6 +67,8 @@ def test_failing_gate_keeps_a_candidate_then_promote_and_reject(
     rows = cli("history", config, "--json").json()
     assert [e["action"] for e in rows[1]["events"]] == ["promote"]
     assert "[promote " in cli("history", config).out
+    assert cli("report", config, "--output", config.parent / "r.html").code == 0
+    assert "<td>committed (promoted)</td>" in (config.parent / "r.html").read_text()
     assert cli("promote", config, "v0002").code == 64  # not a candidate any more
 
     # c is tried on top of v0002, fails the same gate; rejecting it drops it for good.

@@ -74,6 +74,9 @@ def build_report(config: Config) -> tuple[str, dict[str, Any]]:
                          hint="run 'incw2v add-corpus CONFIG' first")
     metas = [store.read_meta(e.version) for e in entries]
     status: dict[str, str] = {e.version: e.status for e in entries}
+    for event in manifest.events:  # an override stays visible
+        if event.action == "promote" and event.version in status:
+            status[event.version] = "committed (promoted)"
     names = [m.version for m in metas]
     x = list(range(len(metas)))
     plots: list[tuple[str, str, str]] = []  # (title, alt, base64)
@@ -176,7 +179,7 @@ def _version_table(
         st = status[m.version]
         mark = " (current)" if m.version == current else ""
         rows.append(
-            f"<tr class='{st}'><td>{m.version}{mark}</td><td>{m.kind}</td><td>{st}</td>"
+            f"<tr class='{st.split()[0]}'><td>{m.version}{mark}</td><td>{m.kind}</td><td>{st}</td>"
             f"<td>{html.escape(', '.join(m.added))}</td><td>{m.vocab_size}</td>{''.join(cells)}"
             f"<td>{'' if d is None else f'{d:.4f}'}</td><td>{html.escape(gate)}</td></tr>"
         )
