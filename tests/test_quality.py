@@ -64,6 +64,8 @@ def test_every_version_has_scores_with_coverage(
     covered = [r["scores"]["simlex999"]["covered"] for r in rows]
     assert covered == sorted(covered) and covered[0] < covered[-1]
 
+    before = (config.parent / "store" / "manifest.json").read_bytes()
+    meta_before = (config.parent / "store/versions/v0003/meta.json").read_bytes()
     now = cli("evaluate", config, "--json")
     assert now.code == 0, now.err
     assert now.json()["version"] == "v0003"
@@ -72,6 +74,9 @@ def test_every_version_has_scores_with_coverage(
     assert old.code == 0 and "v0001" in old.out
     assert f"coverage {rows[0]['scores']['wordsim353']['covered']}/353" in old.out
     assert cli("evaluate", config, "--version", "v0009").code == 64
+    # Read-only: nothing in the store changed.
+    assert (config.parent / "store" / "manifest.json").read_bytes() == before
+    assert (config.parent / "store/versions/v0003/meta.json").read_bytes() == meta_before
 
 
 def test_pair_scores_match_gensim(
@@ -272,6 +277,10 @@ def test_compare_versions_and_files(
     assert info["cosine"]["median"] == pytest.approx(1.0, abs=1e-3)
     assert info["overlap"]["mean"] == 1.0
     assert cli("compare", config, "v0003", tmp_path / "nope.kv").code == 66
+    # CONFIG@VERSION names a version of any store.
+    other = cli("compare", config, f"{config}@v0001", "v0003", "--json")
+    assert other.code == 0, other.err
+    assert other.json()["vocab"]["a"] == len(a)
 
 
 def test_watch_words_neighbours_in_every_version(
