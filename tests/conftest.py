@@ -64,6 +64,8 @@ model:
   seed: 7
 update:
   epochs: 2
+drift:
+  sample: 200
 """
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import __version__
+from . import __version__, quality
 from .config import Config
 from .corpus import Corpus, PassResult, stream_once
 from .corpus import require_tokens as _require_tokens
@@ -47,6 +47,7 @@ class AddResult:
     current: str | None = None
     swept: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    gate_failed: VersionMeta | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -55,6 +56,7 @@ class AddResult:
             "current": self.current,
             "swept": self.swept,
             "seconds": round(self.seconds, 3),
+            "gate_failed": self.gate_failed.gate if self.gate_failed else None,
         }
 
     def summary(self) -> str:
@@ -75,6 +77,7 @@ def add_corpus(
     started = time.perf_counter()
     for uri in extra_uris:
         check_uri(uri)
+    quality.preflight(config)
     store = Store.open(config.store_path, create=True)
     result = AddResult()
     with store_lock(store.root, "add-corpus", wait):
@@ -85,6 +88,7 @@ def add_corpus(
             check_compatible(config, current, allow_tokenize_change)
         plan = plan_run(config, current, extra_uris)
         result.skipped = plan.skipped
+        plan.pending = quality.screen_pending(store, manifest, plan.pending, result.skipped)
         if current is None:
             current = create_base(store, config, plan.base)
             result.applied.append(_applied(current))
@@ -95,12 +99,40 @@ def add_corpus(
                 model = store.load_model(current.version)
                 check_trainable(model, f"version {current.version}")
                 ledger = store.load_ledger(current.version)
-            current = apply_one(store, config, current, model, ledger, item)
-            result.applied.append(_applied(current))
+            meta = apply_one(store, config, current, model, ledger, item)
+            result.applied.append(_applied(meta))
+            if not meta.gate.get("passed", True):
+                # Later corpora wait: they must not be trained on top of a refused version.
+                result.gate_failed = meta
+                break
+            current = meta
+        if result.applied and result.gate_failed is None:
+            current = _maybe_rebuild(store, config, current, result)
         result.current = current.version
     result.seconds = time.perf_counter() - started
     logger.info("%s (%.1fs)", result.summary(), result.seconds)
+    if result.gate_failed is not None:
+        raise quality.gate_error(result.gate_failed, result.current, result)
     return result
+
+
+def _maybe_rebuild(
+    store: Store, config: Config, current: VersionMeta, result: AddResult
+) -> VersionMeta:
+    """The config's ``rebuild:`` trigger (every N updates, or drift past a threshold)."""
+    from .rebuild import rebuild_due, rebuild_locked
+
+    reason = rebuild_due(store, config, current)
+    if reason is None:
+        return current
+    logger.info("rebuilding from scratch: %s", reason)
+    meta, info = rebuild_locked(store, config, current)
+    result.applied.append({**_applied(meta), "name": f"rebuild of {current.version}",
+                           "reason": reason, "drift": info["compare"]["drift"]})
+    if not meta.gate.get("passed", True):
+        result.gate_failed = meta
+        return current
+    return meta
 
 
 def check_compatible(config: Config, current: VersionMeta, allow_tokenize_change: bool) -> None:
@@ -332,9 +364,13 @@ def _commit(
     fields.setdefault("params", params or config.model.model_dump())
     fields.setdefault("tokenize", config.tokenize.model_dump())
     fields["timings"] = {**fields["timings"], "save": time.perf_counter() - t0}
+    # Scores are measured on the in-memory model before sealing: versions are immutable.
+    assessment = quality.assess(store, config, model, fields)
+    fields.update(assessment.fields)
+    fields["timings"]["evaluate"] = assessment.seconds
     fields["timings"] = {k: round(v, 3) for k, v in fields["timings"].items()}
     fields["tool_version"] = __version__
-    meta = store.commit(staging, fields)
+    meta = store.commit(staging, fields, make_current=assessment.passed)
     logger.info(
         "committed %s (%s: %s), vocabulary %d (+%d)",
         meta.version, meta.kind, ", ".join(meta.added), meta.vocab_size, meta.words_added,

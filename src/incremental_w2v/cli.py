@@ -113,7 +113,29 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("prune", "delete old versions, keeping the newest N and always the current one")
     p.add_argument("--keep", type=int, required=True, metavar="N")
     p.add_argument("--wait", type=float, default=0.0, metavar="SECONDS")
+    _quality_commands(command)
     return parser
+
+
+def _quality_commands(command: Callable[..., argparse.ArgumentParser]) -> None:
+    p = command("evaluate", "score a version on the configured evaluation sets (read-only)",
+                json_flag=True)
+    p.add_argument("--version", dest="version_name", metavar="VERSION",
+                   help="default: the current version")
+    p = command("compare", "scores, vocabulary change and drift from A to B", json_flag=True)
+    p.add_argument("a", metavar="A", help="a version (v0002) or a model/vectors file")
+    p.add_argument("b", metavar="B", help="a version (v0003) or a model/vectors file")
+    p = command("promote", "make a candidate that failed a gate current (a recorded override)")
+    p.add_argument("version", metavar="VERSION")
+    p.add_argument("--wait", type=float, default=0.0, metavar="SECONDS")
+    p = command("reject", "drop a candidate: later runs skip the corpus it added")
+    p.add_argument("version", metavar="VERSION")
+    p.add_argument("--wait", type=float, default=0.0, metavar="SECONDS")
+    p = command("rebuild", "retrain from scratch on every corpus of the current lineage and "
+                "compare with the version it replaces", json_flag=True)
+    p.add_argument("--wait", type=float, default=0.0, metavar="SECONDS")
+    p = command("report", "write one self-contained HTML page with the lineage's quality")
+    p.add_argument("--output", required=True, type=Path, metavar="PATH")
 
 
 def setup_logging(args: argparse.Namespace, config: Config | None) -> None:
@@ -161,15 +183,22 @@ def _run(args: argparse.Namespace) -> int:
         return EX_OK
 
     def add() -> int:
-        result = add_corpus(config, tuple(args.uris), args.wait, args.allow_tokenize_change)
+        try:
+            result = add_corpus(config, tuple(args.uris), args.wait, args.allow_tokenize_change)
+        except GateFailedError as exc:
+            if getattr(exc, "result", None) is not None and args.json:
+                _emit(args, exc.result.to_dict(), "")  # type: ignore[attr-defined]
+            raise
         _emit(args, result.to_dict(), result.summary())
         return EX_OK
 
     def status() -> int:
         info = lineage.status(config)
         pending = ", ".join(p["name"] for p in info["pending"]) or "none"
+        held = ", ".join(info.get("candidates", []))
         _emit(args, info, f"current: {info['current'] or 'none'} "
-              f"(vocabulary {info['vocab_size']}, {info['versions']} versions); pending: {pending}")
+              f"(vocabulary {info['vocab_size']}, {info['versions']} versions); pending: {pending}"
+              + (f"; candidates awaiting review: {held}" if held else ""))
         return EX_OK
 
     def history() -> int:
@@ -177,6 +206,8 @@ def _run(args: argparse.Namespace) -> int:
         lines = [
             f"{'*' if r['current'] else ' '} {r['version']}  {r['created_at']}  {r['kind']:<7} "
             f"{r['status']:<9} vocab {r['vocab_size']:>8}  +{', '.join(r['added'])}"
+            + "".join(f"  [{e['action']} {e['at']}]" for e in r.get("events", [])
+                      if e["action"] in ("promote", "reject"))
             for r in rows
         ]
         _emit(args, rows, "\n".join(lines) or "no versions yet")
@@ -202,7 +233,54 @@ def _run(args: argparse.Namespace) -> int:
         "validate": validate, "add-corpus": add, "status": status, "history": history,
         "rollback": rollback, "export": export, "prune": prune,
     })
+    handlers.update(_quality_handlers(args, config))
     return handlers[args.command]()
+
+
+def _quality_handlers(args: argparse.Namespace, config: Config) -> dict[str, Callable[[], int]]:
+    from . import quality
+
+    def evaluate() -> int:
+        from .evaluation import format_scores
+
+        info = quality.evaluate(config, args.version_name)
+        _emit(args, info, "\n".join([f"{info['version']} (vocabulary {info['vocab_size']})",
+                                     *format_scores(info["scores"])]))
+        return EX_OK
+
+    def compare() -> int:
+        info = quality.compare(config, args.a, args.b)
+        _emit(args, info, quality.format_compare(info))
+        return EX_OK
+
+    def promote() -> int:
+        info = quality.promote(config, args.version, args.wait)
+        print(f"current version is now {info['version']} (was {info['previous']}); "
+              f"override recorded in the lineage")
+        return EX_OK
+
+    def reject() -> int:
+        info = quality.reject(config, args.version, args.wait)
+        print(f"rejected {info['version']}; later runs skip "
+              f"{', '.join(info['skipped_from_now_on']) or 'nothing'}")
+        return EX_OK
+
+    def rebuild() -> int:
+        from .rebuild import rebuild as run_rebuild
+
+        info = run_rebuild(config, args.wait)
+        _emit(args, info, quality.format_rebuild(info))
+        return EX_OK
+
+    def report() -> int:
+        from .report import write_report
+
+        info = write_report(config, args.output)
+        print(f"wrote {info['output']} ({info['versions']} versions, {info['plots']} plots)")
+        return EX_OK
+
+    return {"evaluate": evaluate, "compare": compare, "promote": promote, "reject": reject,
+            "rebuild": rebuild, "report": report}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -23,6 +23,13 @@ from pydantic import (
 )
 
 from .errors import ConfigError
+from .quality_settings import (
+    DriftSettings,
+    EvaluationSettings,
+    Gate,
+    RebuildSettings,
+    gate_problems,
+)
 from .readers import JsonlFormat, StackExchangeFormat, TextFormat, WikipediaFormat
 from .strict_yaml import LoadedYaml, dotted, load_file, load_text
 from .tokenizers import TokenizeSettings
@@ -181,6 +188,19 @@ class Config(_Strict):
     sources: SourceSettings = SourceSettings()
     base: BaseSpec
     queue: list[CorpusEntry] = Field(default_factory=list)
+    # Quality (docs/quality.md): scores, drift, gates and rebuilds.
+    evaluation: EvaluationSettings = EvaluationSettings()
+    watch: list[str] = Field(default_factory=list)
+    drift: DriftSettings = DriftSettings()
+    gates: dict[str, Gate] = Field(default_factory=dict)
+    rebuild: RebuildSettings = RebuildSettings()
+
+    @model_validator(mode="after")
+    def _gates_name_metrics(self) -> Config:
+        problems = gate_problems(self.gates, self.evaluation)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
     _path: Path = PrivateAttr(default=Path("config.yaml"))
 

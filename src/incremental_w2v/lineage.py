@@ -58,7 +58,14 @@ def history(config: Config) -> list[dict[str, Any]]:
     out = []
     for entry in manifest.versions:
         meta = store.read_meta(entry.version)
-        out.append(_history_row(meta, entry.status, manifest.current))
+        row = _history_row(meta, entry.status, manifest.current)
+        # Overrides (promote, reject, rollback) are part of a version's story.
+        row["events"] = [
+            {"at": e.at, "action": e.action, "detail": e.detail}
+            for e in manifest.events
+            if e.version == entry.version and not e.action.startswith("commit-")
+        ]
+        out.append(row)
     return out
 
 
@@ -90,6 +97,9 @@ def _history_row(meta: VersionMeta, status: str, current: str | None) -> dict[st
         "update_params": meta.update_params,
         "tokenize": meta.tokenize,
         "scores": meta.scores,
+        "gate": meta.gate,
+        "drift": meta.drift,
+        "watch": meta.watch,
         "timings": meta.timings,
         "notes": meta.notes,
     }
@@ -99,7 +109,16 @@ def rollback(config: Config, version: str, wait: float = 0.0) -> dict[str, Any]:
     """Make an older committed version current; what it had not applied becomes pending."""
     store = _existing_store(config)
     with store_lock(store.root, "rollback", wait):
-        before = store.read_manifest().current
+        manifest = store.read_manifest()
+        before = manifest.current
+        entry = manifest.entry(version)
+        if entry is not None and entry.status != "committed":
+            # Making a refused version current is an override: it has its own command.
+            raise UsageError(
+                f"{version} is a {entry.status} version (it failed a quality gate)",
+                hint=f"'incw2v promote CONFIG {version}' makes it current and records the "
+                "override",
+            )
         store.set_current(version, "rollback", f"from {before}")
     return {"previous": before, "current": version}
 

@@ -70,6 +70,9 @@ class VersionMeta(_Record):
     files: dict[str, str]  # file name -> sha256, checked before anything is unpickled
     timings: dict[str, float] = Field(default_factory=dict)
     scores: dict[str, Any] = Field(default_factory=dict)
+    watch: dict[str, Any] = Field(default_factory=dict)  # neighbours of the config's watch words
+    drift: dict[str, Any] = Field(default_factory=dict)  # against the parent and the last rebuild
+    gate: dict[str, Any] = Field(default_factory=dict)  # the gates' verdict at commit
     notes: list[str] = Field(default_factory=list)
     tool_version: str = ""
 
@@ -86,7 +89,7 @@ class VersionEntry(_Record):
     created_at: str
     parent: str | None = None
     kind: str
-    status: Literal["committed", "candidate"] = "committed"
+    status: Literal["committed", "candidate", "rejected"] = "committed"
     added: list[str] = Field(default_factory=list)
 
     @field_validator("version")
