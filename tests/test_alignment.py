@@ -140,6 +140,9 @@ def test_same_corpus_aligns_well_and_different_corpora_are_flagged(
     assert other["held_out"]["mean_cosine"] < same["held_out"]["mean_cosine"]
     assert other["verdict"] == "poor"
     assert any("joined corpora" in w for w in other["warnings"])
+    # Without any map, the models agree on the neighbours of a word only in the first case.
+    assert same["held_out"]["neighbour_overlap"] > 0.3 > other["held_out"]["neighbour_overlap"]
+    assert same["held_out"]["cosine_margin"] > other["held_out"]["cosine_margin"] + 0.2
 
 
 def test_refinement_runs_on_mutual_neighbours(lee1: Word2Vec, lee2: Word2Vec) -> None:
@@ -363,6 +366,9 @@ def test_missing_inputs_and_bad_options(
     band = cli("align", saved["lee2"], saved["lee1"], "--output", out,
                "--anchor-band", "50000:60000")
     assert band.code == 65 and "anchor band 50000:60000" in band.err
+    both = cli("align", en_it["en"], en_it["it"], "--output", out, "--anchors",
+               datapath(PAIRS), "--anchor-band", "0:100")
+    assert both.code == 64 and "do not apply" in both.err
     assert not out.exists()
 
 

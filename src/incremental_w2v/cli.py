@@ -161,7 +161,7 @@ def _add_vector_commands(sub: Any, common: argparse.ArgumentParser) -> None:
         p.add_argument("--anchors", type=Path, metavar="FILE",
                        help="pairs 'source_word target_word', one per line, instead of the "
                        "shared words")
-        p.add_argument("--anchor-band", type=_band, default=(0, 10_000), metavar="FROM:TO",
+        p.add_argument("--anchor-band", type=_band, metavar="FROM:TO",
                        help="shared words ranked by frequency (counts when known, else file "
                        "order; the rarer side counts) used as anchors (default 0:10000)")
         p.add_argument("--anchor-min-count", type=int, metavar="N",
