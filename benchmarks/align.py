@@ -6,12 +6,13 @@ Usage (from the repository root):
         /work/shared/data/reference.txt.gz /work/shared/data/literature.txt.gz --tokens 2000000
 
 Trains (gensim Word2Vec, CBOW, corpus_file mode) on the first N tokens of each
-corpus: TECH twice with different seeds, REFERENCE, LITERATURE, and the joined
-corpora TECH+REFERENCE and TECH+LITERATURE (lines interleaved). Then, with TECH
-(seed 1) as TARGET:
+corpus: TECH twice with different seeds, the next N tokens of TECH ("more tech",
+the same domain's next dump), REFERENCE, LITERATURE, and the joined corpora
+TECH+more, TECH+REFERENCE and TECH+LITERATURE (lines interleaved). Then, with
+TECH (seed 1) as TARGET:
 
 1. the alignment diagnostics of incw2v for each pair (same corpus / different
-   seed, tech vs reference, tech vs literature) and method (procrustes,
+   seed, tech vs more tech, tech vs reference, tech vs literature) and method (procrustes,
    procrustes with one refinement step, lstsq);
 2. for each merged model (``merge --prefer target``, and ``--prefer average``
    for procrustes), WordSim353 and SimLex-999 (Spearman) and the analogy
@@ -51,19 +52,23 @@ def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-def head_lines(path: Path, tokens: int) -> list[str]:
-    """The first lines of ``path`` holding about ``tokens`` tokens."""
-    lines, seen = [], 0
+def head_lines(path: Path, tokens: int, parts: int = 1) -> list[list[str]]:
+    """``parts`` consecutive slices of ``path``'s lines, each holding about ``tokens`` tokens."""
+    slices: list[list[str]] = [[]]
+    seen = 0
     with gzip.open(path, "rt", encoding="utf-8") as handle:
         for line in handle:
             n = len(line.split())
             if not n:
                 continue
-            lines.append(line if line.endswith("\n") else line + "\n")
+            slices[-1].append(line if line.endswith("\n") else line + "\n")
             seen += n
             if seen >= tokens:
-                break
-    return lines
+                if len(slices) == parts:
+                    break
+                slices.append([])
+                seen = 0
+    return slices
 
 
 def interleave(a: list[str], b: list[str]) -> Iterator[str]:
@@ -90,24 +95,35 @@ def train(corpus: Path, seed: int, args: argparse.Namespace) -> tuple[LoadedVect
 # --- evaluation ------------------------------------------------------------------------------
 
 
-def word_pairs(kv: KeyedVectors, name: str) -> tuple[float, float]:
-    """(Spearman, OOV fraction) on a gensim similarity file; pairs with unknown words skipped."""
-    gold, pred, total = [], [], 0
+def similarity_items(name: str) -> list[tuple[str, str, float]]:
+    items = []
     with open(datapath(name), encoding="utf-8") as handle:
         for line in handle:
             if line.startswith("#") or not line.strip():
                 continue
-            fields = line.strip().split("\t")
-            total += 1
-            a, b, score = fields[0].lower(), fields[1].lower(), float(fields[2])
-            if a in kv.key_to_index and b in kv.key_to_index:
-                gold.append(score)
-                pred.append(float(kv.similarity(a, b)))
+            a, b, score = line.strip().split("\t")[:3]
+            items.append((a.lower(), b.lower(), float(score)))
+    return items
+
+
+def analogy_items() -> list[tuple[str, ...]]:
+    with open(datapath("questions-words.txt"), encoding="utf-8") as handle:
+        return [tuple(line.lower().split()) for line in handle if not line.startswith(":")]
+
+
+def word_pairs(kv: KeyedVectors, items: list[tuple[str, str, float]],
+               only: set[int] | None = None) -> tuple[float, set[int]]:
+    """(Spearman, items covered) on a similarity set; pairs with unknown words skipped."""
+    covered = {k for k, (a, b, _) in enumerate(items)
+               if a in kv.key_to_index and b in kv.key_to_index and (only is None or k in only)}
+    gold = [items[k][2] for k in sorted(covered)]
+    pred = [float(kv.similarity(items[k][0], items[k][1])) for k in sorted(covered)]
     rho = float(spearmanr(gold, pred).statistic) if len(gold) > 2 else float("nan")
-    return rho, 1 - len(gold) / total
+    return rho, covered
 
 
-def analogies(kv: KeyedVectors, restrict: int = ANALOGY_VOCAB) -> tuple[float, int]:
+def analogies(kv: KeyedVectors, items: list[tuple[str, ...]], only: set[int] | None = None,
+              restrict: int = ANALOGY_VOCAB) -> tuple[float, set[int]]:
     """3CosAdd accuracy among the ``restrict`` most frequent words, as gensim scores it.
 
     Batched (gensim asks one question at a time): questions with a word outside
@@ -116,20 +132,13 @@ def analogies(kv: KeyedVectors, restrict: int = ANALOGY_VOCAB) -> tuple[float, i
     order = np.argsort(-np.asarray(kv.expandos["count"]), kind="stable") if "count" in \
         kv.expandos else np.arange(len(kv))
     rows = order[:restrict]
-    words = [kv.index_to_key[i] for i in rows]
-    index = {w: k for k, w in enumerate(words)}
+    index = {kv.index_to_key[i]: k for k, i in enumerate(rows)}
     unit = unit_rows(kv.vectors[rows]).astype(np.float32)
-    questions = []
-    with open(datapath("questions-words.txt"), encoding="utf-8") as handle:
-        for line in handle:
-            if line.startswith(":"):
-                continue
-            q = line.lower().split()
-            if len(q) == 4 and all(w in index for w in q):
-                questions.append([index[w] for w in q])
-    if not questions:
-        return float("nan"), 0
-    qs = np.asarray(questions)
+    answered = {k for k, q in enumerate(items)
+                if len(q) == 4 and all(w in index for w in q) and (only is None or k in only)}
+    if not answered:
+        return float("nan"), answered
+    qs = np.asarray([[index[w] for w in items[k]] for k in sorted(answered)])
     correct = 0
     for lo in range(0, len(qs), 1024):
         chunk = qs[lo:lo + 1024]
@@ -138,15 +147,35 @@ def analogies(kv: KeyedVectors, restrict: int = ANALOGY_VOCAB) -> tuple[float, i
         for col in range(3):
             sims[np.arange(len(chunk)), chunk[:, col]] = -np.inf
         correct += int(np.sum(np.argmax(sims, axis=1) == chunk[:, 3]))
-    return correct / len(qs), len(qs)
+    return correct / len(qs), answered
 
 
-def scores(kv: KeyedVectors) -> dict[str, Any]:
-    ws, ws_oov = word_pairs(kv, "wordsim353.tsv")
-    sl, sl_oov = word_pairs(kv, "simlex999.txt")
-    an, an_n = analogies(kv)
-    return {"vocab": len(kv), "ws353": ws, "ws353_oov": ws_oov, "simlex": sl,
-            "simlex_oov": sl_oov, "analogy": an, "analogy_questions": an_n}
+def score_group(models: list[tuple[str, KeyedVectors]]) -> list[dict[str, Any]]:
+    """Scores of each model on everything it covers, and on the items that every merged
+    model and the joint retrain cover (the single models are not part of that set)."""
+    sets = {"ws353": similarity_items("wordsim353.tsv"),
+            "simlex": similarity_items("simlex999.txt"), "analogy": analogy_items()}
+    raw: dict[str, dict[str, tuple[float, set[int]]]] = {}
+    for label, kv in models:
+        raw[label] = {name: (analogies if name == "analogy" else word_pairs)(kv, items)
+                      for name, items in sets.items()}  # type: ignore[operator]
+    compared = [label for label, _ in models if "alone" not in label]
+    common = {name: set.intersection(*(raw[label][name][1] for label in compared))
+              for name in sets}
+    rows = []
+    for label, kv in models:
+        row: dict[str, Any] = {"model": label, "vocab": len(kv)}
+        for name, items in sets.items():
+            scorer = analogies if name == "analogy" else word_pairs
+            row[name] = raw[label][name][0]
+            row[f"{name}_covered"] = len(raw[label][name][1])
+            covers = common[name] <= raw[label][name][1]
+            row[f"{name}_common"] = (scorer(kv, items, common[name])[0]  # type: ignore[operator]
+                                     if covers else float("nan"))
+            row[f"{name}_common_n"] = len(common[name])
+            row[f"{name}_total"] = len(items)
+        rows.append(row)
+    return rows
 
 
 # --- the run -------------------------------------------------------------------------------
@@ -167,13 +196,14 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="incw2v-align-bench-") as tmp:
         folder = Path(tmp)
-        texts = {name: head_lines(getattr(args, name), args.tokens)
-                 for name in ("tech", "reference", "literature")}
+        texts = {name: head_lines(getattr(args, name), args.tokens)[0]
+                 for name in ("reference", "literature")}
+        texts["tech"], texts["tech-more"] = head_lines(args.tech, args.tokens, parts=2)
         files = {}
         for name, lines in texts.items():
             files[name] = folder / f"{name}.txt"
             files[name].write_text("".join(lines), encoding="utf-8")
-        for other in ("reference", "literature"):
+        for other in ("tech-more", "reference", "literature"):
             joined = folder / f"tech+{other}.txt"
             joined.write_text("".join(interleave(texts["tech"], texts[other])), encoding="utf-8")
             files[f"tech+{other}"] = joined
@@ -182,32 +212,25 @@ def main() -> None:
         models: dict[str, LoadedVectors] = {}
         train_seconds: dict[str, float] = {}
         plan = [("tech", "tech", 1), ("tech#2", "tech", 2), ("reference", "reference", 1),
-                ("literature", "literature", 1), ("tech+reference", "tech+reference", 1),
+                ("tech-more", "tech-more", 1), ("literature", "literature", 1),
+                ("tech+tech-more", "tech+tech-more", 1), ("tech+reference", "tech+reference", 1),
                 ("tech+literature", "tech+literature", 1)]
         for key, corpus, seed in plan:
             models[key], train_seconds[key] = train(files[corpus], seed, args)
 
     target = models["tech"]
     pairs = [("same corpus, other seed", "tech#2", "tech"),
+             ("tech vs more tech", "tech-more", "tech+tech-more"),
              ("tech vs reference", "reference", "tech+reference"),
              ("tech vs literature", "literature", "tech+literature")]
     methods = [("procrustes", AlignOptions()), ("procrustes+refine", AlignOptions(refine=1)),
                ("lstsq", AlignOptions(method="lstsq"))]
     align_rows: list[dict[str, Any]] = []
     eval_rows: list[dict[str, Any]] = []
-    evaluated: dict[str, dict[str, Any]] = {}
-
-    def evaluate(label: str, kv: KeyedVectors) -> dict[str, Any]:
-        if label not in evaluated:
-            evaluated[label] = scores(kv)
-        return evaluated[label]
-
     for pair_label, source_key, joint_key in pairs:
         source = models[source_key]
-        eval_rows.append({"pair": pair_label, "model": "TARGET alone (tech)",
-                          **evaluate("tech", target.kv)})
-        eval_rows.append({"pair": pair_label, "model": f"SOURCE alone ({source_key})",
-                          **evaluate(source_key, source.kv)})
+        group: list[tuple[str, KeyedVectors]] = [("TARGET alone (tech)", target.kv),
+                                                 (f"SOURCE alone ({source_key})", source.kv)]
         for method_label, options in methods:
             start = time.monotonic()
             alignment = fit_alignment(source, target, options)
@@ -220,32 +243,42 @@ def main() -> None:
             prefers = ["target", "average"] if method_label == "procrustes" else ["target"]
             for prefer in prefers:
                 kv, _ = merged_vectors(alignment, source, target, prefer)  # type: ignore[arg-type]
-                eval_rows.append({"pair": pair_label,
-                                  "model": f"merge {method_label}, prefer {prefer}",
-                                  **scores(kv)})
-        eval_rows.append({"pair": pair_label, "model": f"joint retrain ({joint_key})",
-                          **evaluate(joint_key, models[joint_key].kv)})
+                group.append((f"merge {method_label}, prefer {prefer}", kv))
+        group.append((f"joint retrain ({joint_key})", models[joint_key].kv))
+        eval_rows += [{"pair": pair_label, **row} for row in score_group(group)]
 
     print(f"Corpora capped at {args.tokens:,} tokens each; CBOW, vector_size {args.size}, "
           f"window 5, min_count 5, negative 5, {args.epochs} epochs, {args.workers} workers. "
           f"TARGET = tech (seed 1). Total {time.monotonic() - started:.0f}s.\n")
     print("| pair | method | anchors fit / held out | P@1 cos | P@1 CSLS | P@10 cos | P@10 CSLS "
-          "| mean cos (random) | cosine change | verdict | s |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+          "| mean cos (random) | nbr overlap | cosine change | verdict | s |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in align_rows:
         h = r["held_out"]
         print(f"| {r['pair']} | {r['method']} | {r['anchors']['fit']} / {r['anchors']['held_out']} "
               f"| {h['p_at_1_cosine']:.3f} | {h['p_at_1_csls']:.3f} | {h['p_at_10_cosine']:.3f} "
               f"| {h['p_at_10_csls']:.3f} | {h['mean_cosine']:.3f} ({h['mean_cosine_random']:.3f}) "
+              f"| {h['neighbour_overlap']:.2f} "
               f"| {r['distortion']['mean_abs_cosine_change']:.3f} | {r['verdict']} "
               f"| {r['seconds']:.1f} |")
     print()
-    print("| pair | model | vocab | WS353 ρ (OOV) | SimLex ρ (OOV) | analogy acc (questions) |")
-    print("|---|---|---|---|---|---|")
+    print("Scores on everything each model covers (items covered in brackets), and on the "
+          "items every merged model and the joint retrain of the pair cover (common; nan: "
+          "the model does not cover them all).\n")
+    print("| pair | model | vocab | WS353 ρ (pairs) | WS353 common | SimLex ρ (pairs) "
+          "| SimLex common | analogy (questions) | analogy common |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    last = None
     for r in eval_rows:
-        print(f"| {r['pair']} | {r['model']} | {r['vocab']:,} | {r['ws353']:.3f} "
-              f"({r['ws353_oov']:.0%}) | {r['simlex']:.3f} ({r['simlex_oov']:.0%}) "
-              f"| {r['analogy']:.3f} ({r['analogy_questions']}) |")
+        if r["pair"] != last:
+            n = {k: r[f"{k}_common_n"] for k in ("ws353", "simlex", "analogy")}
+            print(f"| **{r['pair']}** | *common items* | | | {n['ws353']} | | {n['simlex']} "
+                  f"| | {n['analogy']} |")
+            last = r["pair"]
+        print(f"| | {r['model']} | {r['vocab']:,} | {r['ws353']:.3f} ({r['ws353_covered']}) "
+              f"| {r['ws353_common']:.3f} | {r['simlex']:.3f} ({r['simlex_covered']}) "
+              f"| {r['simlex_common']:.3f} | {r['analogy']:.3f} ({r['analogy_covered']}) "
+              f"| {r['analogy_common']:.3f} |")
     if args.json:
         args.json.write_text(json.dumps({"align": align_rows, "evaluation": eval_rows,
                                          "train_seconds": train_seconds}, indent=2, default=str))
