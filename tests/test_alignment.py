@@ -145,11 +145,18 @@ def test_same_corpus_aligns_well_and_different_corpora_are_flagged(
     assert same["held_out"]["cosine_margin"] > other["held_out"]["cosine_margin"] + 0.2
 
 
-def test_refinement_runs_on_mutual_neighbours(lee1: Word2Vec, lee2: Word2Vec) -> None:
+def test_refinement_and_centring(lee1: Word2Vec, lee2: Word2Vec) -> None:
     d = fit_alignment(loaded(lee2, "b"), loaded(lee1, "a"), AlignOptions(refine=2)).diagnostics
     assert [step["step"] for step in d["refinement"]] == [1, 2]
     assert all(step["identical_words"] > 0.95 for step in d["refinement"])
     assert d["held_out"]["p_at_1_csls"] >= 0.9
+    centred = fit_alignment(loaded(lee2, "b"), loaded(lee1, "a"), AlignOptions(center=True))
+    assert centred.diagnostics["held_out"]["p_at_1_csls"] >= 0.9
+    # The map is affine then (the means are moved), so cosines change a little.
+    assert 0 < centred.diagnostics["distortion"]["mean_abs_cosine_change"] < 0.1
+    mapped = centred.mapping.vectors(lee2.wv.vectors[:50])
+    cos = np.sum(unit_rows(mapped) * unit_rows(lee1.wv[lee2.wv.index_to_key[:50]]), axis=1)
+    assert cos.mean() > 0.8
 
 
 def test_lstsq_is_gensims_translation_matrix_and_distorts_cosines(
