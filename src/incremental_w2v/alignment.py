@@ -226,7 +226,8 @@ class AlignResult:
                 f"distortion "
                 f"{d['distortion']['mean_abs_cosine_change']:.3f}; verdict: {d['verdict']}"
             )
-        lines += [f"warning: {w}" for w in d["warnings"]]
+        if d["warnings"]:
+            lines.append(f"{len(d['warnings'])} warning(s), logged above and in the metadata")
         lines.append(f"wrote {self.output} ({self.format})")
         return "\n".join(lines)
 
