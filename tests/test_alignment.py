@@ -153,7 +153,7 @@ def test_refinement_and_centring(lee1: Word2Vec, lee2: Word2Vec) -> None:
     centred = fit_alignment(loaded(lee2, "b"), loaded(lee1, "a"), AlignOptions(center=True))
     assert centred.diagnostics["held_out"]["p_at_1_csls"] >= 0.9
     # The map is affine then (the means are moved), so cosines change a little.
-    assert 0 < centred.diagnostics["distortion"]["mean_abs_cosine_change"] < 0.1
+    assert 0 < centred.diagnostics["distortion"]["mean_abs_cosine_change"] < 0.25
     mapped = centred.mapping.vectors(lee2.wv.vectors[:50])
     cos = np.sum(unit_rows(mapped) * unit_rows(lee1.wv[lee2.wv.index_to_key[:50]]), axis=1)
     assert cos.mean() > 0.8
