@@ -114,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keep", type=int, required=True, metavar="N")
     p.add_argument("--wait", type=float, default=0.0, metavar="SECONDS")
     _quality_commands(command)
+    _add_vector_commands(sub, common)
     return parser
 
 
@@ -136,6 +137,83 @@ def _quality_commands(command: Callable[..., argparse.ArgumentParser]) -> None:
     p.add_argument("--wait", type=float, default=0.0, metavar="SECONDS")
     p = command("report", "write one self-contained HTML page with the lineage's quality")
     p.add_argument("--output", required=True, type=Path, metavar="PATH")
+
+
+
+# Commands over two sets of vectors: they take SOURCE and TARGET, not a CONFIG.
+VECTOR_COMMANDS = ("align", "merge")
+
+
+def _band(text: str) -> tuple[int, int]:
+    try:
+        lo, hi = (int(x) for x in text.split(":"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not FROM:TO (e.g. 0:10000)") from None
+    return lo, hi
+
+
+def _add_vector_commands(sub: Any, common: argparse.ArgumentParser) -> None:
+    from .alignment import describe_thresholds
+
+    vectors_help = ("a full gensim model, a KeyedVectors file, a word2vec text/binary file, "
+                    "or CONFIG@VERSION (a version of a store)")
+    texts = {
+        "align": "map SOURCE's vectors into TARGET's space on anchor words and write them, "
+                 "with diagnostics of how well the map holds",
+        "merge": "write the union of SOURCE's and TARGET's vocabularies in TARGET's space "
+                 "(SOURCE-only words mapped), with the same diagnostics",
+    }
+    for name, help_text in texts.items():
+        p = sub.add_parser(name, help=help_text, description=help_text, parents=[common],
+                           epilog=f"Verdict on the held-out anchors: {describe_thresholds()}. "
+                           "Details: docs/alignment.md.")
+        p.add_argument("source", metavar="SOURCE", help=vectors_help)
+        p.add_argument("target", metavar="TARGET", help=vectors_help)
+        p.add_argument("--output", required=True, type=Path, metavar="PATH",
+                       help="where to write; diagnostics go to PATH.meta.json")
+        p.add_argument("--format", default="keyedvectors",
+                       choices=["keyedvectors", "word2vec-text", "word2vec-binary"],
+                       help="default: keyedvectors")
+        if name == "merge":
+            p.add_argument("--prefer", choices=["target", "average"], default="target",
+                           help="shared words: TARGET's vector (default) or the count-weighted "
+                           "average of TARGET's and the mapped SOURCE vector")
+        p.add_argument("--method", choices=["procrustes", "lstsq"], default="procrustes",
+                       help="orthogonal Procrustes (default, keeps cosines) or the unconstrained "
+                       "least squares of gensim's TranslationMatrix (distorts cosines)")
+        p.add_argument("--anchors", type=Path, metavar="FILE",
+                       help="pairs 'source_word target_word', one per line, instead of the "
+                       "shared words")
+        p.add_argument("--anchor-band", type=_band, metavar="FROM:TO",
+                       help="shared words ranked by frequency (counts when known, else file "
+                       "order; the rarer side counts) used as anchors (default 0:10000)")
+        p.add_argument("--anchor-min-count", type=int, metavar="N",
+                       help="anchors must occur at least N times in both models (needs counts)")
+        p.add_argument("--holdout", type=float, default=0.1, metavar="FRACTION",
+                       help="fraction of anchors never used for fitting, to measure the map "
+                       "(default 0.1)")
+        p.add_argument("--center", action="store_true",
+                       help="mean-centre the anchor vectors before fitting")
+        p.add_argument("--refine", type=int, default=0, metavar="N",
+                       help="re-fit N times on CSLS mutual nearest neighbours (as in MUSE)")
+        p.add_argument("--seed", type=int, default=1, help="seed of the held-out split")
+        p.add_argument("--json", action="store_true", help="print JSON for machines")
+
+
+def _run_vectors(args: argparse.Namespace) -> int:
+    from .alignment import AlignOptions, align, merge
+
+    options = AlignOptions(
+        method=args.method, anchors_file=args.anchors, band=args.anchor_band,
+        min_count=args.anchor_min_count, holdout=args.holdout, center=args.center,
+        refine=args.refine, seed=args.seed,
+    )
+    if args.command == "align":
+        result = align(args.source, args.target, args.output, options, args.format)
+    else:
+        result = merge(args.source, args.target, args.output, options, args.prefer, args.format)
+    _emit(args, result.to_dict(), result.summary())
+    return EX_OK
 
 
 def setup_logging(args: argparse.Namespace, config: Config | None) -> None:
@@ -174,6 +252,8 @@ def _run(args: argparse.Namespace) -> int:
     from . import lineage
     from .add_corpus import add_corpus
 
+    if args.command in VECTOR_COMMANDS:
+        return _run_vectors(args)
     config = load_config(args.config)
     setup_logging(args, config)
     handlers: dict[str, Callable[[], int]] = {}

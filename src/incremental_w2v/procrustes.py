@@ -35,3 +35,21 @@ def orthogonal_map(source: Matrix, target: Matrix, center: bool = False) -> Matr
         b = unit_rows(b - b.mean(axis=0))
     w, _ = orthogonal_procrustes(a, b)
     return np.asarray(w, dtype=np.float64)
+
+
+def least_squares_map(source: Matrix, target: Matrix, center: bool = False) -> Matrix:
+    """The unconstrained W minimising ||unit(source) @ W - unit(target)||, as gensim fits it.
+
+    Without ``center`` this is exactly what ``gensim.models.TranslationMatrix.train``
+    computes (rows unit-normalised, ``np.linalg.lstsq(m1, m2, rcond=-1)``). W is
+    not orthogonal, so cosines between mapped vectors differ from the source's.
+    ``center`` prepares the rows as ``orthogonal_map`` does.
+    """
+    if source.shape != target.shape:
+        raise ValueError(f"paired matrices differ in shape: {source.shape} vs {target.shape}")
+    a, b = unit_rows(source), unit_rows(target)
+    if center:
+        a = unit_rows(a - a.mean(axis=0))
+        b = unit_rows(b - b.mean(axis=0))
+    w = np.linalg.lstsq(a, b, rcond=-1)[0]
+    return np.asarray(w, dtype=np.float64)
