@@ -99,8 +99,12 @@ def rollback(config: Config, version: str, wait: float = 0.0) -> dict[str, Any]:
     """Make an older committed version current; what it had not applied becomes pending."""
     store = _existing_store(config)
     with store_lock(store.root, "rollback", wait):
+        store.sweep()  # a killed rollback may have left a manifest temp file
         before = store.read_manifest().current
-        store.set_current(version, "rollback", f"from {before}")
+        if before == version:
+            store.verify(version)  # already current: nothing to write, re-runs are no-ops
+        else:
+            store.set_current(version, "rollback", f"from {before}")
     return {"previous": before, "current": version}
 
 

@@ -58,7 +58,10 @@ class Staging:
 
     def save_model(self, model: Any) -> None:
         # The path recorded in lifecycle_events is this local staging path: no URI, no secret.
-        model.save(str(self.path / MODEL))
+        # sep_limit=0: every array goes to its own .npy file whatever the model's size, so
+        # small and large models take the same path through the commit protocol (the crash
+        # tests on tiny models cover big ones) and mmap='r' reads work for all of them.
+        model.save(str(self.path / MODEL), sep_limit=0)
 
     def save_ledger(self, ledger: Ledger) -> None:
         ledger.save(self.path / LEDGER_FILE)
