@@ -23,6 +23,8 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--slow", action="store_true", help="run the long variants too")
+    parser.addoption("--random-kills", type=int, default=50, metavar="N",
+                     help="runs of the random-SIGKILL test (default 50)")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

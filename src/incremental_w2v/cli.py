@@ -110,7 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", required=True, type=Path, metavar="PATH")
     p.add_argument("--version", dest="version_name", metavar="VERSION",
                    help="default: the current version")
-    p = command("prune", "delete old versions, keeping the newest N and always the current one")
+    p = command("prune", "delete old versions, keeping the newest N, the current one, and any "
+                "a reader (export, evaluate) holds open")
     p.add_argument("--keep", type=int, required=True, metavar="N")
     p.add_argument("--wait", type=float, default=0.0, metavar="SECONDS")
     return parser
@@ -195,7 +196,8 @@ def _run(args: argparse.Namespace) -> int:
     def prune() -> int:
         info = lineage.prune(config, args.keep, args.wait)
         deleted = ", ".join(info["deleted"]) or "nothing"
-        print(f"deleted {deleted}; kept {', '.join(info['kept'])}")
+        held = f" ({', '.join(info['held'])} held open by a reader)" if info["held"] else ""
+        print(f"deleted {deleted}; kept {', '.join(info['kept'])}{held}")
         return EX_OK
 
     handlers.update({
