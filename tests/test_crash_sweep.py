@@ -69,9 +69,9 @@ def write_workspace(folder: Path, queue: tuple[str, ...]) -> None:
         lines = [line for line in handle if line.strip()]
     for name, chunk in (("a", lines[:60]), ("b", lines[60:90]), ("c", lines[90:110])):
         (folder / f"{name}.txt").write_text("".join(chunk), encoding="utf-8")
-    queue_yaml = "".join(f"  - uri: {q}\n" for q in queue)
+    queue_yaml = "queue:\n" + "".join(f"  - uri: {q}\n" for q in queue) if queue else ""
     (folder / "config.yaml").write_text(
-        f"store: store\n{TINY_MODEL}base: {{corpus: a.txt}}\nqueue:\n{queue_yaml}")
+        f"store: store\n{TINY_MODEL}base: {{corpus: a.txt}}\n{queue_yaml}")
     (folder / "base.yaml").write_text(f"store: store\n{TINY_MODEL}base: {{corpus: a.txt}}\n")
 
 
