@@ -154,7 +154,8 @@ class Injector:
             with contextlib.suppress(OSError):  # e.g. O_EXCL on a file that exists
                 perform()
             _die()
-        elif self.kind in ("enospc", "eio"):
+        elif self.kind in ("enospc", "eio") and op[0] != "rmtree":
+            # (rmtree's own event is not an I/O call; its unlinks and rmdirs are.)
             code = errno.ENOSPC if self.kind == "enospc" else errno.EIO
             raise OSError(code, os.strerror(code), op[1])
 

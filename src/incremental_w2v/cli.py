@@ -28,6 +28,7 @@ from .errors import (
     StoreIOError,
     UsageError,
 )
+from .fsutil import os_error
 
 # BSD sysexits, so cron wrappers and monitoring can tell cases apart.
 EX_OK = 0
@@ -223,11 +224,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("incw2v: interrupted; committed versions are intact", file=sys.stderr)
         return EX_INTERRUPTED
-    except OSError as exc:
+    except OSError as exc:  # one the library did not expect; still say what kind it is
         if args.debug:
             traceback.print_exc()
-        print(f"incw2v: error: I/O error: {exc}", file=sys.stderr)
-        return EX_IOERR
+        error = os_error(exc, f"running {args.command}")
+        print(f"incw2v: error: {error}", file=sys.stderr)
+        return EX_CANTCREAT if isinstance(error, OutputError) else EX_IOERR
     except Exception as exc:  # a bug: say so plainly, keep the traceback for --debug
         if args.debug:
             traceback.print_exc()

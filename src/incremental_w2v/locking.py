@@ -20,6 +20,7 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 
 from .errors import LockedError
+from .fsutil import os_error
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +72,8 @@ def store_lock(store: Path, command: str, wait: float = 0.0) -> Iterator[None]:
             hint="another incw2v run is working on this store; let it finish, or re-run with "
             "--wait SECONDS to queue behind it",
         ) from None
+    except OSError as exc:  # (Timeout is an OSError too: caught above)
+        raise os_error(exc, f"taking the lock of store {store}") from None
     try:
         info = {
             "pid": os.getpid(),

@@ -270,7 +270,19 @@ class Store:
         fsync_dir(staging.path)
         target = self.versions_dir / version
         os.rename(staging.path, target)
-        fsync_dir(self.versions_dir)
+        try:
+            fsync_dir(self.versions_dir)
+            self._commit_manifest(manifest, meta, make_current)
+        except BaseException:
+            # The manifest does not list it, so it is not committed: take it back out,
+            # leaving the store as it was (a folder we fail to remove is swept next run).
+            self._discard(target)
+            raise
+        return meta
+
+    def _commit_manifest(self, manifest: Manifest, meta: VersionMeta, make_current: bool
+                         ) -> None:
+        version = meta.version
         status = "committed" if make_current else "candidate"
         manifest.versions.append(
             VersionEntry(
@@ -287,14 +299,33 @@ class Store:
         manifest.events.append(Event(at=meta.created_at, action=f"commit-{meta.kind}",
                                      version=version, detail=", ".join(meta.added)))
         self.write_manifest(manifest)
-        return meta
+
+    def _discard(self, folder: Path) -> None:
+        trash = self.root / f"{TRASH_PREFIX}{folder.name}-{secrets.token_hex(3)}"
+        try:
+            os.rename(folder, trash)
+        except OSError:
+            return
+        remove_tree(trash)
 
     def write_manifest(self, manifest: Manifest) -> None:
+        """Replace the manifest: the one commit point. Committed once this returns."""
         data = json.dumps(manifest.model_dump(mode="json"), indent=2).encode()
         try:
-            atomic_write_bytes(self.root / MANIFEST, data)
+            atomic_write_bytes(self.root / MANIFEST, data, sync_dir=False)
         except OSError as exc:
             raise os_error(exc, "writing the manifest") from None
+        try:
+            fsync_dir(self.root)
+        except OSError as exc:
+            # Past the commit point: the new manifest is in place and readers see it.
+            # Failing now would report a committed change as failed; if the machine
+            # crashed before the disk caught up, the store would come back as it was
+            # before, which a re-run repairs.
+            logger.warning(
+                "the store's new manifest is in place, but flushing %s to disk failed (%s); "
+                "check the disk", self.root, exc.strerror,
+            )
 
     def set_current(self, version: str, action: str, detail: str = "") -> Manifest:
         manifest = self.read_manifest()
