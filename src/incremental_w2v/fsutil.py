@@ -66,7 +66,15 @@ def sha256_file(path: Path) -> str:
 
 
 def remove_tree(path: Path) -> None:
-    """Remove a folder that may be half-written; missing is fine."""
+    """Remove a folder that may be half-written; missing is fine.
+
+    A symlink is removed itself, never followed: a link planted in the store
+    must not make a sweep delete what it points to.
+    """
+    if path.is_symlink() or path.is_file():
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+        return
     shutil.rmtree(path, ignore_errors=True)
 
 

@@ -90,7 +90,13 @@ class Store:
 
     @property
     def versions_dir(self) -> Path:
-        return self.root / VERSIONS
+        path = self.root / VERSIONS
+        if path.is_symlink():
+            raise DataError(
+                f"{path} is a symbolic link; a store's versions must live inside the store",
+                hint="move the versions folder back into the store (and remove the link)",
+            )
+        return path
 
     def version_dir(self, version: str) -> Path:
         if not VERSION_RE.match(version):
@@ -129,7 +135,8 @@ class Store:
     def read_meta(self, version: str) -> VersionMeta:
         folder = self.version_dir(version)
         path = folder / META
-        if not (folder / MARKER).is_file() or path.is_symlink():
+        # A symlink planted for a version folder or its files would lead outside the store.
+        if folder.is_symlink() or not (folder / MARKER).is_file() or path.is_symlink():
             raise DataError(
                 f"version {version} is missing or incomplete in {self.versions_dir} "
                 "(deleted or damaged by hand?)",
