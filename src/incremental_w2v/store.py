@@ -37,6 +37,7 @@ from .errors import DataError, InputMissingError, UsageError
 from .fsutil import atomic_write_bytes, fsync_dir, fsync_file, os_error, remove_tree, sha256_file
 from .ledger import LEDGER_FILE, Ledger
 from .manifest import VERSION_RE, Event, Manifest, VersionEntry, VersionMeta, now_iso
+from .safe_pickle import check_pickle
 
 logger = logging.getLogger(__name__)
 
@@ -187,6 +188,8 @@ class Store:
         from gensim.models import Word2Vec
 
         self.verify(version)
+        # Defence in depth: whoever can rewrite meta.json can make a hash match.
+        check_pickle(self.version_dir(version) / MODEL)
         try:
             return Word2Vec.load(str(self.version_dir(version) / MODEL), mmap=mmap)
         except OSError as exc:
