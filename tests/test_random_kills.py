@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SRC, run_subprocess
+from conftest import SRC
 from faults import Driver, check_store, leftovers, lineage
 from test_crash_sweep import write_workspace
 
@@ -115,22 +115,22 @@ def test_prune_keeps_a_version_a_reader_holds(driver: Driver, fast_tmp: Path) ->
     )
     try:
         assert reader.stdout is not None and reader.stdout.readline() == "holding\n"
-        pruned = run_subprocess("prune", config, "--keep", "1")
-        assert pruned.returncode == 0, pruned.stderr
+        pruned = driver.run(["prune", config, "--keep", "1"])
+        assert pruned.status == 0, pruned.stderr
         assert "deleted v0002" in pruned.stdout
         assert "v0001 held open by a reader" in pruned.stdout
         assert (store / "versions" / "v0001" / "model").is_file()
-        exported = run_subprocess("export", config, "--version", "v0001", "--format",
-                                  "word2vec-text", "--output", folder / "v1.txt")
-        assert exported.returncode == 0, exported.stderr  # shared locks do not exclude
+        exported = driver.run(["export", config, "--version", "v0001", "--format",
+                               "word2vec-text", "--output", folder / "v1.txt"])
+        assert exported.status == 0, exported.stderr  # shared locks do not exclude
     finally:
         assert reader.stdin is not None
         reader.stdin.close()
         reader.wait(timeout=30)
-    pruned = run_subprocess("prune", config, "--keep", "1")
-    assert pruned.returncode == 0 and "deleted v0001" in pruned.stdout, pruned.stderr
+    pruned = driver.run(["prune", config, "--keep", "1"])
+    assert pruned.status == 0 and "deleted v0001" in pruned.stdout, pruned.stderr
     assert not (store / "versions" / "v0001").exists()
     assert check_store(store, {}) == []
-    gone = run_subprocess("export", config, "--version", "v0001", "--format",
-                          "word2vec-text", "--output", folder / "v1b.txt")
-    assert gone.returncode == 64 and "not in the store" in gone.stderr
+    gone = driver.run(["export", config, "--version", "v0001", "--format",
+                       "word2vec-text", "--output", folder / "v1b.txt"])
+    assert gone.status == 64 and "not in the store" in gone.stderr

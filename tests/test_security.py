@@ -155,7 +155,7 @@ def everything_under(folder: Path) -> bytes:
 
 
 def test_secrets_in_the_environment_never_leak(
-    tmp_path: Path, s3_with_secret: tuple[str, object]
+    tmp_path: Path, s3_with_secret: tuple[str, object], cli: Callable[..., Result]
 ) -> None:
     from gensim.models import Word2Vec
 
@@ -169,11 +169,13 @@ def test_secrets_in_the_environment_never_leak(
                       f"  s3_endpoint_url: {endpoint}\nqueue:\n"
                       "  - uri: s3://dumps/2024/b.txt.bz2\n")
     outputs = []
-    for args in (["add-corpus", config, "--json", "--debug"],
-                 ["add-corpus", config, "s3://dumps/2024/missing.txt", "--debug"],
-                 ["history", config, "--json"], ["status", config, "--json"]):
+    for args in (["add-corpus", config, "--json", "--debug"],  # real processes, debug logs
+                 ["add-corpus", config, "s3://dumps/2024/missing.txt", "--debug"]):
         result = run_subprocess(*args)
         outputs += [result.stdout, result.stderr]
+    for args in (["history", config, "--json"], ["status", config, "--json"]):
+        shown = cli(*args)
+        outputs += [shown.out, shown.err]
     assert "s3://dumps/2024/missing.txt" in outputs[3]  # the failing run did report
     store = folder / "store"
     assert json.loads(outputs[0])["current"] == "v0002"

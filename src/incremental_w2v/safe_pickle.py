@@ -11,6 +11,7 @@ before anything is called.
 
 from __future__ import annotations
 
+import _compat_pickle
 import importlib
 import pickle
 from pathlib import Path
@@ -37,15 +38,23 @@ _ALLOWED: set[tuple[str, str]] = {
 }
 
 
+class _Refused(Exception):
+    """The pickle names a global outside the allowlist."""
+
+
 class _Restricted(pickle.Unpickler):
     def find_class(self, module: str, name: str) -> Any:
+        # Python 2 pickles (old gensim models) name __builtin__.long and the like.
+        if (module, name) in _compat_pickle.NAME_MAPPING:
+            module, name = _compat_pickle.NAME_MAPPING[(module, name)]
+        module = _compat_pickle.IMPORT_MAPPING.get(module, module)
         if (module, name) in _ALLOWED:
             return super().find_class(module, name)
-        if module.startswith("gensim.models.") and "." not in name:
+        if module.startswith("gensim.") and "." not in name:
             found = getattr(importlib.import_module(module), name, None)
             if isinstance(found, type):  # gensim's classes, never its functions
                 return found
-        raise pickle.UnpicklingError(f"{module}.{name}")
+        raise _Refused(f"{module}.{name}")
 
 
 def check_pickle(path: Path) -> None:
@@ -55,7 +64,7 @@ def check_pickle(path: Path) -> None:
     try:
         with smart_open(str(path), "rb") as handle:  # decompresses .gz/.bz2 as gensim does
             _Restricted(handle, encoding="latin1").load()
-    except pickle.UnpicklingError as exc:
+    except _Refused as exc:
         raise DataError(
             f"{path} is not a plain gensim model: its pickle refers to {exc}, which could run "
             "code when loaded; it was not loaded",
