@@ -29,7 +29,7 @@ from pathlib import Path
 import pytest
 from gensim.test.utils import datapath
 
-from faults import Driver, check_store, leftovers, lineage, tree_hashes, version_files
+from faults import Driver, Run, check_store, leftovers, lineage, tree_hashes, version_files
 
 TINY_MODEL = """\
 model: {vector_size: 8, window: 2, min_count: 2, negative: 2, epochs: 1, workers: 1, seed: 1}
@@ -112,7 +112,7 @@ class Sweep:
         shutil.copytree(self.template, folder, symlinks=True)
         return folder
 
-    def run(self, folder: Path, fault: dict[str, object] | None = None) -> object:
+    def run(self, folder: Path, fault: dict[str, object] | None = None) -> Run:
         return self.driver.run(*(argv(a, folder) for a in self.phase.argvs), fault=fault,
                                variant=self.variant)
 
@@ -124,11 +124,11 @@ class Sweep:
         crashed = self.run(folder, {"at": n, "kind": kind})
         where = f"{self.phase.name} {kind} #{n} {self.writes[n - 1]}"
         problems = [f"{where}: {p}" for p in check_store(store, before)]
-        if crashed.status != -9:  # type: ignore[attr-defined]
-            problems.append(f"{where}: expected SIGKILL, got status {crashed.status}")  # type: ignore[attr-defined]
+        if crashed.status != -9:
+            problems.append(f"{where}: expected SIGKILL, got status {crashed.status}")
         rerun = self.run(folder)
-        if rerun.status != 0:  # type: ignore[attr-defined]
-            problems.append(f"{where}: re-run exited {rerun.status}: {rerun.stderr[-300:]}")  # type: ignore[attr-defined]
+        if rerun.status != 0:
+            problems.append(f"{where}: re-run exited {rerun.status}: {rerun.stderr[-300:]}")
             return problems
         problems += [f"{where}: after re-run: {p}" for p in check_store(store, before)]
         if left := leftovers(store):
@@ -143,9 +143,9 @@ class Sweep:
                             f"{json.dumps(got)[:300]}")
         settled = tree_hashes(store)
         again = self.run(folder)
-        if again.status != 0 or tree_hashes(store) != settled:  # type: ignore[attr-defined]
+        if again.status != 0 or tree_hashes(store) != settled:
             problems.append(f"{where}: a second re-run changed the store "
-                            f"(status {again.status})")  # type: ignore[attr-defined]
+                            f"(status {again.status})")
         shutil.rmtree(folder)
         return problems
 
@@ -179,6 +179,9 @@ class Sweep:
 def test_crash_at_every_write_point(driver: Driver, phase: Phase, fast_tmp: Path) -> None:
     sweep = Sweep(driver, phase, fast_tmp)
     assert len(sweep.writes) >= 3, sweep.writes  # the run really writes
+    # Exhaustive: a fault planted one past the last write point is never reached.
+    beyond = sweep.run(sweep.fresh(), {"at": len(sweep.writes) + 1, "kind": "kill-before"})
+    assert beyond.status == 0, beyond.stderr
     kills, problems = sweep.sweep()
     print(f"{phase.name}: {len(sweep.writes)} write points, {kills} kills, "
           f"{len(problems)} violations")
