@@ -25,6 +25,7 @@ from .ledger import Ledger
 from .locking import store_lock
 from .manifest import CorpusRecord, Fingerprint, VersionMeta
 from .pending import PendingCorpus, plan_run, source_options
+from .safe_pickle import check_pickle
 from .store import Staging, Store
 from .training import (
     apply_update,
@@ -255,8 +256,9 @@ def import_base_model(store: Store, config: Config) -> VersionMeta:
             f"base model {path} does not exist", hint="check 'base.model' in the config"
         )
     t0 = time.perf_counter()
+    # The user's own model file has no recorded hash: refuse one that could run code.
+    check_pickle(path)
     try:
-        # The user's own model file: the one pickle we load without a recorded hash.
         model = SaveLoad.load(str(path), mmap=None)
     except Exception as exc:
         raise ConfigError(

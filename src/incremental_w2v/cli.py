@@ -28,6 +28,7 @@ from .errors import (
     StoreIOError,
     UsageError,
 )
+from .fsutil import os_error
 
 # BSD sysexits, so cron wrappers and monitoring can tell cases apart.
 EX_OK = 0
@@ -110,7 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", required=True, type=Path, metavar="PATH")
     p.add_argument("--version", dest="version_name", metavar="VERSION",
                    help="default: the current version")
-    p = command("prune", "delete old versions, keeping the newest N and always the current one")
+    p = command("prune", "delete old versions, keeping the newest N, the current one, and any "
+                "a reader (export, evaluate) holds open")
     p.add_argument("--keep", type=int, required=True, metavar="N")
     p.add_argument("--wait", type=float, default=0.0, metavar="SECONDS")
     _quality_commands(command)
@@ -306,7 +308,8 @@ def _run(args: argparse.Namespace) -> int:
     def prune() -> int:
         info = lineage.prune(config, args.keep, args.wait)
         deleted = ", ".join(info["deleted"]) or "nothing"
-        print(f"deleted {deleted}; kept {', '.join(info['kept'])}")
+        held = f" ({', '.join(info['held'])} held open by a reader)" if info["held"] else ""
+        print(f"deleted {deleted}; kept {', '.join(info['kept'])}{held}")
         return EX_OK
 
     handlers.update({
@@ -379,11 +382,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("incw2v: interrupted; committed versions are intact", file=sys.stderr)
         return EX_INTERRUPTED
-    except OSError as exc:
+    except OSError as exc:  # one the library did not expect; still say what kind it is
         if args.debug:
             traceback.print_exc()
-        print(f"incw2v: error: I/O error: {exc}", file=sys.stderr)
-        return EX_IOERR
+        error = os_error(exc, f"running {args.command}")
+        print(f"incw2v: error: {error}", file=sys.stderr)
+        return EX_CANTCREAT if isinstance(error, OutputError) else EX_IOERR
     except Exception as exc:  # a bug: say so plainly, keep the traceback for --debug
         if args.debug:
             traceback.print_exc()

@@ -35,8 +35,12 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data``: temp file in the same folder, fsync, rename, fsync folder."""
+def atomic_write_bytes(path: Path, data: bytes, sync_dir: bool = True) -> None:
+    """Replace ``path`` with ``data``: temp file in the same folder, fsync, rename, fsync folder.
+
+    With ``sync_dir=False`` the caller fsyncs the folder itself (to tell a failure
+    after the replace from one before it).
+    """
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
@@ -49,7 +53,8 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
-    fsync_dir(path.parent)
+    if sync_dir:
+        fsync_dir(path.parent)
 
 
 def sha256_file(path: Path) -> str:
@@ -61,7 +66,15 @@ def sha256_file(path: Path) -> str:
 
 
 def remove_tree(path: Path) -> None:
-    """Remove a folder that may be half-written; missing is fine."""
+    """Remove a folder that may be half-written; missing is fine.
+
+    A symlink is removed itself, never followed: a link planted in the store
+    must not make a sweep delete what it points to.
+    """
+    if path.is_symlink() or path.is_file():
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+        return
     shutil.rmtree(path, ignore_errors=True)
 
 

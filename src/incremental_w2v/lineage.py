@@ -12,6 +12,7 @@ import shutil
 from pathlib import Path
 from typing import Any, Literal
 
+from . import version_lock
 from .config import Config, load_config
 from .errors import InputMissingError, OutputError, UsageError
 from .fsutil import fsync_file, os_error
@@ -109,6 +110,7 @@ def rollback(config: Config, version: str, wait: float = 0.0) -> dict[str, Any]:
     """Make an older committed version current; what it had not applied becomes pending."""
     store = _existing_store(config)
     with store_lock(store.root, "rollback", wait):
+        store.sweep()  # a killed rollback may have left a manifest temp file
         manifest = store.read_manifest()
         before = manifest.current
         entry = manifest.entry(version)
@@ -119,7 +121,10 @@ def rollback(config: Config, version: str, wait: float = 0.0) -> dict[str, Any]:
                 hint=f"'incw2v promote CONFIG {version}' makes it current and records the "
                 "override",
             )
-        store.set_current(version, "rollback", f"from {before}")
+        if before == version:
+            store.verify(version)  # already current: nothing to write, re-runs are no-ops
+        else:
+            store.set_current(version, "rollback", f"from {before}")
     return {"previous": before, "current": version}
 
 
@@ -136,9 +141,15 @@ def prune(config: Config, keep: int, wait: float = 0.0) -> dict[str, Any]:
         if manifest.current:
             kept.add(manifest.current)
         doomed = [v for v in names if v not in kept]
-        if doomed:
-            store.delete_versions(doomed)
-    return {"deleted": doomed, "kept": sorted(kept), "current": manifest.current}
+        # A version a reader holds open is kept this time (see version_lock).
+        with version_lock.exclusive(store.root, doomed) as locks:
+            if locks.free:
+                store.delete_versions(locks.free)
+        if locks.held:
+            logger.warning("kept %s: a reader has it open; prune again later",
+                           ", ".join(locks.held))
+    return {"deleted": locks.free, "held": locks.held, "kept": sorted(kept | set(locks.held)),
+            "current": manifest.current}
 
 
 def resolve_version(store: Store, version: str | None) -> str:
@@ -167,7 +178,9 @@ def version_vectors(config_path: Path, version: str | None) -> Any:
     config = load_config(config_path)
     store = _existing_store(config)
     name = resolve_version(store, version)
-    model = store.load_model(name, mmap="r")
+    with version_lock.reading(store.root, name):
+        resolve_version(store, name)  # still listed now that we hold it
+        model = store.load_model(name, mmap="r")
     counts = {w: int(model.wv.get_vecattr(w, "count")) for w in model.wv.index_to_key}
     return LoadedVectors(kv=model.wv, counts=counts, kind="store-version")
 
@@ -186,13 +199,15 @@ def export(
             f"cannot write {output}: folder {output.parent} does not exist",
             hint="create the folder first or choose another --output",
         )
-    if fmt == "model":
-        written = _copy_model(store, name, output)
-    else:
-        from .vectors_io import write_vectors
+    with version_lock.reading(store.root, name):
+        resolve_version(store, name)  # still listed now that we hold it
+        if fmt == "model":
+            written = _copy_model(store, name, output)
+        else:
+            from .vectors_io import write_vectors
 
-        model = store.load_model(name, mmap="r")
-        written = write_vectors(model.wv, fmt, output)  # type: ignore[arg-type]
+            model = store.load_model(name, mmap="r")
+            written = write_vectors(model.wv, fmt, output)  # type: ignore[arg-type]
     return {"version": name, "format": fmt, "files": [str(p) for p in written]}
 
 

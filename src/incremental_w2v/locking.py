@@ -20,6 +20,7 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 
 from .errors import LockedError
+from .fsutil import os_error
 
 logger = logging.getLogger(__name__)
 
@@ -27,15 +28,35 @@ LOCK_NAME = ".lock"
 INFO_NAME = ".lock.info"
 
 
-def holder_description(store: Path) -> str:
+def _alive_here(info: dict[str, object]) -> bool:
+    """False if the info names a process of this host that no longer exists."""
+    pid = info.get("pid")
+    if info.get("host") != socket.gethostname() or not isinstance(pid, int):
+        return True  # cannot tell; trust it
     try:
-        info = json.loads((store / INFO_NAME).read_text())
-        return (
-            f"pid {info.get('pid')} on host {info.get('host')} "
-            f"({info.get('command')}, since {info.get('since')})"
-        )
-    except (OSError, ValueError):
-        return "another process (no holder information)"
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
+
+
+def holder_description(store: Path) -> str:
+    # The holder writes its info just after taking the lock: until then the file is
+    # missing, empty, or names a previous (dead) holder, so look again briefly.
+    for _ in range(20):
+        try:
+            info = json.loads((store / INFO_NAME).read_text())
+            if isinstance(info, dict) and _alive_here(info):
+                return (
+                    f"pid {info.get('pid')} on host {info.get('host')} "
+                    f"({info.get('command')}, since {info.get('since')})"
+                )
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.05)
+    return "another process (no holder information)"
 
 
 @contextmanager
@@ -51,6 +72,8 @@ def store_lock(store: Path, command: str, wait: float = 0.0) -> Iterator[None]:
             hint="another incw2v run is working on this store; let it finish, or re-run with "
             "--wait SECONDS to queue behind it",
         ) from None
+    except OSError as exc:  # (Timeout is an OSError too: caught above)
+        raise os_error(exc, f"taking the lock of store {store}") from None
     try:
         info = {
             "pid": os.getpid(),

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import version_lock
 from .config import Config
 from .drift import Space, compare_spaces, summary, watch_neighbours
 from .errors import GateFailedError, UsageError
@@ -328,8 +329,10 @@ def load_side(config: Config, ref: str) -> Side:
     if _VERSION_REF.match(ref) and not Path(ref).exists():
         store = Store.open(config.store_path, create=False)
         name = resolve_version(store, version_name(ref))
-        model = store.load_model(name, mmap="r")
-        meta = store.read_meta(name)
+        with version_lock.reading(store.root, name):  # prune must not delete it under us
+            resolve_version(store, name)
+            model = store.load_model(name, mmap="r")
+            meta = store.read_meta(name)
         return Side(name, model.wv, counts_of(model.wv), meta.scores or None)
     loaded = load_vectors(ref)
     return Side(loaded.ref or redact(ref), loaded.kv, loaded.counts, None)
@@ -341,7 +344,9 @@ def evaluate(config: Config, version: str | None = None) -> dict[str, Any]:
 
     store = Store.open(config.store_path, create=False)
     name = resolve_version(store, version_name(version) if version else None)
-    model = store.load_model(name, mmap="r")
+    with version_lock.reading(store.root, name):  # prune must not delete it under us
+        resolve_version(store, name)
+        model = store.load_model(name, mmap="r")
     started = time.perf_counter()
     scores = evaluate_vectors(model.wv, counts_of(model.wv), config.evaluation, config.base_dir)
     return {"version": name, "vocab_size": len(model.wv), "scores": scores,

@@ -37,6 +37,7 @@ from .errors import DataError, InputMissingError, UsageError
 from .fsutil import atomic_write_bytes, fsync_dir, fsync_file, os_error, remove_tree, sha256_file
 from .ledger import LEDGER_FILE, Ledger
 from .manifest import VERSION_RE, Event, Manifest, VersionEntry, VersionMeta, now_iso
+from .safe_pickle import check_pickle
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +59,10 @@ class Staging:
 
     def save_model(self, model: Any) -> None:
         # The path recorded in lifecycle_events is this local staging path: no URI, no secret.
-        model.save(str(self.path / MODEL))
+        # sep_limit=0: every array goes to its own .npy file whatever the model's size, so
+        # small and large models take the same path through the commit protocol (the crash
+        # tests on tiny models cover big ones) and mmap='r' reads work for all of them.
+        model.save(str(self.path / MODEL), sep_limit=0)
 
     def save_ledger(self, ledger: Ledger) -> None:
         ledger.save(self.path / LEDGER_FILE)
@@ -87,7 +91,13 @@ class Store:
 
     @property
     def versions_dir(self) -> Path:
-        return self.root / VERSIONS
+        path = self.root / VERSIONS
+        if path.is_symlink():
+            raise DataError(
+                f"{path} is a symbolic link; a store's versions must live inside the store",
+                hint="move the versions folder back into the store (and remove the link)",
+            )
+        return path
 
     def version_dir(self, version: str) -> Path:
         if not VERSION_RE.match(version):
@@ -126,7 +136,8 @@ class Store:
     def read_meta(self, version: str) -> VersionMeta:
         folder = self.version_dir(version)
         path = folder / META
-        if not (folder / MARKER).is_file() or path.is_symlink():
+        # A symlink planted for a version folder or its files would lead outside the store.
+        if folder.is_symlink() or not (folder / MARKER).is_file() or path.is_symlink():
             raise DataError(
                 f"version {version} is missing or incomplete in {self.versions_dir} "
                 "(deleted or damaged by hand?)",
@@ -177,6 +188,8 @@ class Store:
         from gensim.models import Word2Vec
 
         self.verify(version)
+        # Defence in depth: whoever can rewrite meta.json can make a hash match.
+        check_pickle(self.version_dir(version) / MODEL)
         try:
             return Word2Vec.load(str(self.version_dir(version) / MODEL), mmap=mmap)
         except OSError as exc:
@@ -267,7 +280,19 @@ class Store:
         fsync_dir(staging.path)
         target = self.versions_dir / version
         os.rename(staging.path, target)
-        fsync_dir(self.versions_dir)
+        try:
+            fsync_dir(self.versions_dir)
+            self._commit_manifest(manifest, meta, make_current)
+        except BaseException:
+            # The manifest does not list it, so it is not committed: take it back out,
+            # leaving the store as it was (a folder we fail to remove is swept next run).
+            self._discard(target)
+            raise
+        return meta
+
+    def _commit_manifest(self, manifest: Manifest, meta: VersionMeta, make_current: bool
+                         ) -> None:
+        version = meta.version
         status = "committed" if make_current else "candidate"
         manifest.versions.append(
             VersionEntry(
@@ -284,14 +309,33 @@ class Store:
         manifest.events.append(Event(at=meta.created_at, action=f"commit-{meta.kind}",
                                      version=version, detail=", ".join(meta.added)))
         self.write_manifest(manifest)
-        return meta
+
+    def _discard(self, folder: Path) -> None:
+        trash = self.root / f"{TRASH_PREFIX}{folder.name}-{secrets.token_hex(3)}"
+        try:
+            os.rename(folder, trash)
+        except OSError:
+            return
+        remove_tree(trash)
 
     def write_manifest(self, manifest: Manifest) -> None:
+        """Replace the manifest: the one commit point. Committed once this returns."""
         data = json.dumps(manifest.model_dump(mode="json"), indent=2).encode()
         try:
-            atomic_write_bytes(self.root / MANIFEST, data)
+            atomic_write_bytes(self.root / MANIFEST, data, sync_dir=False)
         except OSError as exc:
             raise os_error(exc, "writing the manifest") from None
+        try:
+            fsync_dir(self.root)
+        except OSError as exc:
+            # Past the commit point: the new manifest is in place and readers see it.
+            # Failing now would report a committed change as failed; if the machine
+            # crashed before the disk caught up, the store would come back as it was
+            # before, which a re-run repairs.
+            logger.warning(
+                "the store's new manifest is in place, but flushing %s to disk failed (%s); "
+                "check the disk", self.root, exc.strerror,
+            )
 
     def set_current(self, version: str, action: str, detail: str = "") -> Manifest:
         manifest = self.read_manifest()

@@ -29,6 +29,7 @@ from gensim.models import KeyedVectors
 from gensim.utils import SaveLoad
 
 from .errors import DataError, InputMissingError, OutputError, UsageError
+from .safe_pickle import check_pickle
 from .uris import redact, resolve_local, scheme_of
 
 logger = logging.getLogger(__name__)
@@ -324,6 +325,7 @@ def _load_word2vec(path: Path, binary: bool) -> KeyedVectors:
 def _unpickle(path: Path) -> Any:
     # The user asked for this file; still, never let anything write through the mapping.
     mmap = None if path.name.lower().endswith(_COMPRESSED) else "r"
+    check_pickle(path)  # no recorded hash here: refuse a pickle that could run code
     try:
         return SaveLoad.load(str(path), mmap=mmap)
     except FileNotFoundError as exc:

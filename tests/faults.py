@@ -1,0 +1,224 @@
+"""Test-side half of the fault harness: talk to ``fault_driver.py`` and judge a store.
+
+``Driver`` runs commands in forked children of one preloaded process.
+``check_store`` states what must hold after any crash, whatever the moment;
+each violation is returned as a sentence so a sweep can report all of them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from incremental_w2v.errors import IncW2VError
+from incremental_w2v.store import MARKER, Store
+
+DRIVER = Path(__file__).with_name("fault_driver.py")
+SRC = Path(__file__).resolve().parents[1] / "src"
+LOCK_FILES = {".lock", ".lock.info"}
+TEMP_PREFIXES = (".staging-", ".work-", ".trash-", ".manifest.json.")
+
+
+@dataclass
+class Run:
+    status: int  # exit code, or -signal
+    codes: list[int] = field(default_factory=list)
+    writes: list[tuple[str, str]] = field(default_factory=list)
+    stdout: str = ""
+    stderr: str = ""
+    pid: int = 0
+
+    @property
+    def killed(self) -> bool:
+        return self.status < 0
+
+    def json(self) -> Any:
+        return json.loads(self.stdout)
+
+
+class Driver:
+    """One fault_driver.py process; every command runs in a fresh fork of it."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.counter = itertools.count()
+        env = {**os.environ, "PYTHONPATH": str(SRC)}
+        self.proc = subprocess.Popen(
+            [sys.executable, str(DRIVER)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            text=True, env=env,
+        )
+
+    def _ask(self, request: dict[str, Any]) -> dict[str, Any]:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(json.dumps(request) + "\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError("fault driver died")
+        reply: dict[str, Any] = json.loads(line)
+        return reply
+
+    def start(self, *argvs: list[str], fault: dict[str, Any] | None = None,
+              variant: str | None = None, kill_after: float | None = None) -> tuple[int, Path]:
+        out = self.workdir / f"run-{next(self.counter)}"
+        reply = self._ask({
+            "op": "start", "argvs": [[str(a) for a in argv] for argv in argvs],
+            "out": str(out), "fault": fault, "variant": variant,
+            "kill_after_seconds": kill_after,
+        })
+        return int(reply["pid"]), out
+
+    def wait(self, pid: int, out: Path, timeout: float = 300) -> Run:
+        status = int(self._ask({"op": "wait", "pid": pid, "timeout": timeout})["status"])
+        return self.collect(status, out, pid)
+
+    def run(self, *argvs: list[str], **kw: Any) -> Run:
+        pid, out = self.start(*argvs, **kw)
+        return self.wait(pid, out)
+
+    def kill(self, pid: int) -> None:
+        self._ask({"op": "kill", "pid": pid})
+
+    @staticmethod
+    def collect(status: int, out: Path, pid: int) -> Run:
+        run = Run(status=status, pid=pid)
+        run.stdout = Path(f"{out}.stdout").read_text(errors="replace")
+        run.stderr = Path(f"{out}.stderr").read_text(errors="replace")
+        report = Path(f"{out}.json")
+        if report.exists():
+            data = json.loads(report.read_text())
+            run.codes, run.writes = data["codes"], [tuple(w) for w in data["writes"]]
+        return run
+
+    def close(self) -> None:
+        if self.proc.stdin:
+            self.proc.stdin.close()
+        self.proc.wait(timeout=30)
+
+
+# -- judging a store ---------------------------------------------------------------------
+
+
+def tree_hashes(root: Path, skip: set[str] = LOCK_FILES) -> dict[str, str]:
+    """Every entry under ``root`` (relative path -> sha256, 'dir' or 'link:TARGET')."""
+    out: dict[str, str] = {}
+    if not root.exists():
+        return out
+    for dirpath, dirnames, filenames in os.walk(root):
+        base = Path(dirpath)
+        for name in dirnames + filenames:
+            path = base / name
+            rel = str(path.relative_to(root))
+            if rel in skip:
+                continue
+            if path.is_symlink():
+                out[rel] = f"link:{os.readlink(path)}"
+            elif path.is_dir():
+                out[rel] = "dir"
+            else:
+                out[rel] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return out
+
+
+def version_files(root: Path) -> dict[str, dict[str, str]]:
+    """The files of every version listed by the manifest (version -> tree hashes)."""
+    store = Store(root)
+    try:
+        manifest = store.read_manifest()
+    except IncW2VError:
+        return {}
+    return {v.version: tree_hashes(store.version_dir(v.version)) for v in manifest.versions}
+
+
+def lineage(root: Path) -> list[dict[str, Any]]:
+    """What a run produced, without timings or random weights: comparable across runs."""
+    store = Store(root)
+    manifest = store.read_manifest()
+    rows = []
+    for entry in manifest.versions:
+        meta = store.read_meta(entry.version)
+        rows.append({
+            "version": meta.version, "kind": meta.kind, "parent": meta.parent,
+            "status": entry.status, "current": manifest.current == meta.version,
+            "added": meta.added, "vocab_size": meta.vocab_size,
+            "corpora": [(c.name, c.fingerprint.sha256, c.tokens, c.applied_in)
+                        for c in meta.corpora],
+        })
+    return rows
+
+
+def leftovers(root: Path) -> list[str]:
+    """Temporary files of a run, and version folders the manifest does not list."""
+    if not root.exists():
+        return []
+    found = [p.name for p in root.iterdir() if p.name.startswith(TEMP_PREFIXES)]
+    versions = root / "versions"
+    if versions.is_dir():
+        try:
+            listed = {v.version for v in Store(root).read_manifest().versions}
+        except IncW2VError:
+            listed = set()
+        found += [f"versions/{p.name}" for p in versions.iterdir() if p.name not in listed]
+    return found
+
+
+def check_store(root: Path, before: dict[str, dict[str, str]]) -> list[str]:
+    """What must hold at any moment, even right after a SIGKILL.
+
+    ``before`` is ``version_files`` taken before the run: every version
+    committed then must still be listed and hash exactly as before.
+    """
+    problems: list[str] = []
+    store = Store(root)
+    if not (root / "manifest.json").exists():
+        if before:
+            problems.append("manifest.json is gone although versions were committed")
+        return problems
+    try:
+        manifest = store.read_manifest()
+    except IncW2VError as exc:
+        return [f"manifest does not parse: {exc.message}"]
+    listed = {v.version for v in manifest.versions}
+    for version, files in before.items():
+        if version not in listed:
+            problems.append(f"previously committed {version} is no longer listed")
+        elif tree_hashes(store.version_dir(version)) != files:
+            problems.append(f"previously committed {version} changed on disk")
+    if before and manifest.current is None:
+        problems.append("no current version although one was committed before")
+    for entry in manifest.versions:
+        folder = store.version_dir(entry.version)
+        if not (folder / MARKER).is_file():
+            problems.append(f"listed {entry.version} has no {MARKER} marker")
+            continue
+        try:
+            store.verify(entry.version)
+        except IncW2VError as exc:
+            problems.append(f"listed {entry.version} does not verify: {exc.message}")
+    if manifest.current is not None and not problems:
+        problems += check_model(store, manifest.current)
+    return problems
+
+
+def check_model(store: Store, version: str) -> list[str]:
+    try:
+        meta = store.verify(version)
+        model = store.load_model(version)
+    except Exception as exc:
+        return [f"current {version} does not load: {type(exc).__name__}: {exc}"]
+    n = meta.vocab_size
+    lengths = {
+        "index_to_key": len(model.wv.index_to_key),
+        "vectors": model.wv.vectors.shape[0],
+        "syn1neg": model.syn1neg.shape[0],
+        "counts": len(model.wv.expandos["count"]),
+    }
+    bad = {k: v for k, v in lengths.items() if v != n}
+    return [f"current {version}: arrays disagree with vocab_size {n}: {bad}"] if bad else []

@@ -1,0 +1,129 @@
+"""Disk full and I/O errors: at every write point, and on a real full filesystem.
+
+The fault driver makes the N-th write operation of an update fail with ENOSPC
+(or EIO), for every N. The run must then either complete correctly (where the
+failed step was not needed, e.g. the lock's courtesy info file) or exit 73
+(ENOSPC) / 74 (EIO) with a clear message, the store exactly as before, its
+working files gone; and the next run must succeed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from conftest import run_subprocess
+from faults import Driver, check_store, leftovers, lineage, tree_hashes
+from test_crash_sweep import argv, write_workspace
+
+CLEANUP_OPS = {"remove", "rmdir", "rmtree"}  # failing to clean up leaves what the next run sweeps
+SKIP = {".lock", ".lock.info"}
+
+
+@pytest.fixture(scope="module")
+def driver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Driver]:
+    d = Driver(tmp_path_factory.mktemp("driver"))
+    yield d
+    d.close()
+
+
+def prepared(driver: Driver, root: Path) -> Path:
+    template = root / "template"
+    write_workspace(template, ("b.txt",))
+    assert driver.run(argv(["add-corpus", "{base_config}"], template)).status == 0
+    return template
+
+
+@pytest.mark.parametrize(("kind", "code", "fragment"), [
+    ("enospc", 73, "no space left while"),
+    ("eio", 74, "I/O error while"),
+])
+def test_failing_write_at_every_point(
+    driver: Driver, fast_tmp: Path, kind: str, code: int, fragment: str
+) -> None:
+    template = prepared(driver, fast_tmp)
+    reference = fast_tmp / "reference"
+    shutil.copytree(template, reference)
+    done = driver.run(argv(["add-corpus", "{config}"], reference))
+    assert done.status == 0, done.stderr
+    expected = lineage(reference / "store")
+    problems: list[str] = []
+    failed = completed = 0
+    for n in range(1, len(done.writes) + 1):
+        folder = fast_tmp / f"at-{n}"
+        shutil.copytree(template, folder)
+        store = folder / "store"
+        before = tree_hashes(store, SKIP | {".readers"})
+        run = driver.run(argv(["add-corpus", "{config}"], folder), fault={"at": n, "kind": kind})
+        op = done.writes[n - 1]
+        where = f"{kind} at #{n} {op}"
+        if run.status == 0:
+            completed += 1
+            if lineage(store) != expected:
+                problems.append(f"{where}: exit 0 but the lineage is wrong")
+        else:
+            failed += 1
+            if run.status != code:
+                problems.append(f"{where}: exit {run.status}, expected {code}: "
+                                f"{run.stderr[-300:]}")
+            if fragment not in run.stderr or "hint:" not in run.stderr:
+                problems.append(f"{where}: unclear message: {run.stderr[-300:]}")
+            if "Traceback" in run.stderr:
+                problems.append(f"{where}: traceback shown without --debug")
+            if tree_hashes(store, SKIP | {".readers"}) != before:
+                problems.append(f"{where}: the store changed")
+        if op[0] not in CLEANUP_OPS and (left := leftovers(store)):
+            problems.append(f"{where}: working files left: {left}")
+        problems += [f"{where}: {p}" for p in check_store(store, {})]
+        rerun = driver.run(argv(["add-corpus", "{config}"], folder))
+        if rerun.status != 0 or lineage(store) != expected or leftovers(store):
+            problems.append(f"{where}: the next run did not recover (exit {rerun.status})")
+        shutil.rmtree(folder)
+    print(f"{kind}: {len(done.writes)} write points, {failed} failed cleanly, "
+          f"{completed} completed, {len(problems)} violations")
+    assert problems == [], "\n".join(problems)
+    assert failed > len(done.writes) // 2
+
+
+@contextlib.contextmanager
+def small_filesystem(path: Path, size: str) -> Iterator[Path]:
+    path.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here ({mounted.stderr.strip()}): "
+                    "the injected ENOSPC test covers the same paths")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], capture_output=True)
+
+
+def test_a_really_full_filesystem(tmp_path: Path) -> None:
+    workspace = tmp_path / "ws"
+    write_workspace(workspace, ("b.txt",))
+    with small_filesystem(tmp_path / "small", "2m") as small:
+        config = workspace / "config.yaml"
+        config.write_text(config.read_text().replace("store: store", f"store: {small}/store"))
+        first = run_subprocess("add-corpus", config)  # base and b.txt both fit
+        assert first.returncode == 0, first.stderr
+        (workspace / "c.txt").write_text((workspace / "a.txt").read_text() * 3)
+        store = small / "store"
+        before = tree_hashes(store, SKIP | {".readers"})
+        free = shutil.disk_usage(small).free
+        with open(small / "filler", "wb") as filler:  # leave ~24 KB: too little for a version
+            filler.write(b"\0" * max(0, free - 24 * 1024))
+        full = run_subprocess("add-corpus", config, workspace / "c.txt")
+        assert full.returncode == 73, full.stderr
+        assert "no space left while" in full.stderr and "free disk space" in full.stderr
+        assert tree_hashes(store, SKIP | {".readers"}) == before
+        assert leftovers(store) == []
+        (small / "filler").unlink()
+        again = run_subprocess("add-corpus", config, workspace / "c.txt", "--json")
+        assert again.returncode == 0, again.stderr
+        assert check_store(store, {}) == []
