@@ -357,19 +357,20 @@ def _commit(
     fields: dict[str, Any],
     params: dict[str, Any] | None = None,
 ) -> VersionMeta:
+    fields.setdefault("params", params or config.model.model_dump())
+    fields.setdefault("tokenize", config.tokenize.model_dump())
+    # Scores are measured on the in-memory model before anything is written: versions are
+    # immutable, and a failing evaluation then leaves nothing behind.
+    assessment = quality.assess(store, config, model, fields)
+    fields.update(assessment.fields)
     t0 = time.perf_counter()
     try:
         staging.save_model(model)
         staging.save_ledger(ledger)
     except OSError as exc:
         raise os_error(exc, "saving the new version") from None
-    fields.setdefault("params", params or config.model.model_dump())
-    fields.setdefault("tokenize", config.tokenize.model_dump())
-    fields["timings"] = {**fields["timings"], "save": time.perf_counter() - t0}
-    # Scores are measured on the in-memory model before sealing: versions are immutable.
-    assessment = quality.assess(store, config, model, fields)
-    fields.update(assessment.fields)
-    fields["timings"]["evaluate"] = assessment.seconds
+    fields["timings"] = {**fields["timings"], "save": time.perf_counter() - t0,
+                         "evaluate": assessment.seconds}
     fields["timings"] = {k: round(v, 3) for k, v in fields["timings"].items()}
     fields["tool_version"] = __version__
     meta = store.commit(staging, fields, make_current=assessment.passed)
