@@ -396,3 +396,27 @@ def test_fasttext_hs_base_is_refused(
     )
     result = cli("add-corpus", config)
     assert result.code == 78 and "hierarchical softmax" in result.err
+
+
+# -- config ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "fragment"),
+    [
+        ("rehearsal: {shar: 0.2}\n", "rehearsal.shar (line 3): unknown key"),
+        ("rehearsal: {share: -1}\n", "rehearsal.share (line 3)"),
+        ("rehearsal: {buffer_size: -5}\n", "rehearsal.buffer_size (line 3)"),
+        ("update: {alpha_decay: 1.5}\n", "update.alpha_decay (line 3)"),
+        ("update: {freeze_epochs: -1}\n", "update.freeze_epochs (line 3)"),
+        ("ledger: {max_size: 0}\n", "ledger.max_size (line 3)"),
+        ("model: {type: doc2vec}\n", "model.type (line 3)"),
+    ],
+)
+def test_new_keys_are_validated(body: str, fragment: str) -> None:
+    from incremental_w2v.config import parse_config
+    from incremental_w2v.errors import ConfigError
+
+    with pytest.raises(ConfigError) as info:
+        parse_config("store: s\nbase: {corpus: a}\n" + body)
+    assert fragment in str(info.value)
