@@ -398,6 +398,28 @@ def test_fasttext_hs_base_is_refused(
     assert result.code == 78 and "hierarchical softmax" in result.err
 
 
+def test_existing_fasttext_model_as_base(
+    corpora: dict[str, Path], tmp_path: Path, cli: Callable[..., Result]
+) -> None:
+    mine = FastText(tokens_of(corpora["a"]), vector_size=16, min_count=3, negative=3,
+                    workers=1, epochs=1, bucket=5000, min_n=3, max_n=4)
+    mine.save(str(tmp_path / "ft.model"))
+    body = f"base: {{model: {tmp_path / 'ft.model'}}}\nqueue: [{{uri: {corpora['b']}}}]\n"
+    wrong = tmp_path / "w2v.yaml"
+    wrong.write_text("store: store-w\nmodel: {vector_size: 16, negative: 3, min_count: 3}\n"
+                     + body)
+    refused = cli("add-corpus", wrong)
+    assert refused.code == 78 and "model.type" in refused.err
+    config = tmp_path / "ft.yaml"
+    config.write_text(f"store: store\n{FASTTEXT}" + body)
+    result = cli("add-corpus", config, "--json")
+    assert result.code == 0, result.err
+    assert [a["kind"] for a in result.json()["applied"]] == ["import", "update"]
+    updated = load(config, "v0002", FastText)
+    assert isinstance(updated, FastText) and len(updated.wv) > len(mine.wv)
+    assert np.array_equal(updated.wv.vectors_vocab.shape, (len(updated.wv), 16))
+
+
 # -- config ----------------------------------------------------------------------------
 
 
