@@ -56,6 +56,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "+ rehearsal 0.25": {"rehearsal": {"share": 0.25}},
     "+ rehearsal 0.5": {"rehearsal": {"share": 0.5}},
     "+ rehearsal 1.0": {"rehearsal": {"share": 1.0}},
+    # Control: as much training per update as rehearsal 0.5, without replay.
+    "+ 8 update epochs, no rehearsal": {"update": {"epochs": 8}},
     "+ rehearsal 0.5, alpha 0.0125": {"rehearsal": {"share": 0.5}, "update": A0125},
     "+ freeze 2 of 5 epochs": {"update": {"freeze_epochs": 2}},
     "+ freeze all epochs": {"update": {"freeze_epochs": 99}},

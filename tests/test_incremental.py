@@ -118,7 +118,7 @@ def test_decayed_alpha_really_trains_less(corpora: dict[str, Path], tmp_path: Pa
         old = model.wv.vectors.copy()
         total = Ledger(dict(ledger.counts), ledger.sentences)
         total.add(ledger_b.counts, n_b)
-        update = UpdateSettings(alpha_decay=0.25)
+        update = UpdateSettings(alpha=0.0125, alpha_decay=0.25)
         report = apply_update(model, params, update, total, work_b, n_b, tokens_b,
                               update_index=index)
         assert report.alpha[0] == pytest.approx(0.0125 * 0.25**index)

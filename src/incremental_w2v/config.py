@@ -108,7 +108,8 @@ FASTTEXT_ONLY = ("min_n", "max_n", "bucket")
 class UpdateSettings(_Strict):
     """How an update trains (``update:``): gensim would silently restart the schedule."""
 
-    alpha: float = Field(0.0125, gt=0, description="learning rate at the start of an update")
+    # Defaults measured with benchmarks/update_quality.py (README, "Incremental training").
+    alpha: float = Field(0.025, gt=0, description="learning rate at the start of an update")
     min_alpha: float = Field(0.0001, ge=0, description="learning rate at the end of an update")
     epochs: int | None = Field(None, ge=1, description="epochs per update; default model.epochs")
     alpha_decay: float = Field(
@@ -131,7 +132,7 @@ class RehearsalSettings(_Strict):
         "applied so far); 0 turns rehearsal off",
     )
     share: float = Field(
-        0.25, ge=0, le=10,
+        0.5, ge=0, le=10,
         description="replayed sentences per new sentence (0.25: one replayed per four new)",
     )
     seed: int = Field(1, description="seed of the reservoir sampling and of the replay draw")
