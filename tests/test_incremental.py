@@ -398,6 +398,22 @@ def test_fasttext_hs_base_is_refused(
     assert result.code == 78 and "hierarchical softmax" in result.err
 
 
+def test_fasttext_with_arrays_of_unequal_length_is_refused(
+    corpora: dict[str, Path], tmp_path: Path, cli: Callable[..., Result]
+) -> None:
+    broken = FastText(tokens_of(corpora["a"]), vector_size=16, min_count=3, negative=3,
+                      workers=1, epochs=1, bucket=5000, min_n=3, max_n=4)
+    # A lock array of the wrong length: gensim would wrap indices onto the wrong words.
+    broken.wv.vectors_vocab_lockf = np.ones(len(broken.wv) - 3, dtype=np.float32)
+    broken.save(str(tmp_path / "broken.model"))
+    config = tmp_path / "c.yaml"
+    config.write_text(f"store: store\n{FASTTEXT}base: {{model: {tmp_path / 'broken.model'}}}\n"
+                      f"queue: [{{uri: {corpora['b']}}}]\n")
+    result = cli("add-corpus", config)
+    assert result.code == 65 and "wv.vectors_vocab_lockf=" in result.err, result.err
+    assert not (tmp_path / "store" / "manifest.json").exists()
+
+
 def test_existing_fasttext_model_as_base(
     corpora: dict[str, Path], tmp_path: Path, cli: Callable[..., Result]
 ) -> None:
