@@ -202,7 +202,7 @@ def _prune_ledger(config: Config, ledger: Ledger, model: Any, notes: list[str]) 
         note = report.note(config.ledger.max_size)
         logger.warning("%s", note)
         notes.append(note)
-    return report.to_dict()
+    return {**report.to_dict(), "max_size": config.ledger.max_size}
 
 
 def _update_index(current: VersionMeta) -> int:
