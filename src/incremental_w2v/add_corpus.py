@@ -25,6 +25,7 @@ from .ledger import Ledger
 from .locking import store_lock
 from .manifest import CorpusRecord, Fingerprint, VersionMeta
 from .pending import PendingCorpus, plan_run, source_options
+from .rehearsal import REPLAY_FILE, ReplayBuffer, absorb_file, mix_and_absorb
 from .safe_pickle import check_pickle
 from .store import Staging, Store
 from .training import (
@@ -95,12 +96,14 @@ def add_corpus(
             result.applied.append(_applied(current))
         model: Any = None
         ledger: Ledger | None = None
+        replay: ReplayBuffer | None = None
         for item in plan.pending:
-            if model is None or ledger is None:
+            if model is None or ledger is None or replay is None:
                 model = store.load_model(current.version)
                 check_trainable(model, f"version {current.version}")
                 ledger = store.load_ledger(current.version)
-            meta = apply_one(store, config, current, model, ledger, item)
+                replay = load_replay(store, config, current.version)
+            meta = apply_one(store, config, current, model, ledger, item, replay)
             result.applied.append(_applied(meta))
             if not meta.gate.get("passed", True):
                 # Later corpora wait: they must not be trained on top of a refused version.
@@ -213,6 +216,35 @@ def _read_into(
     return records, results
 
 
+def load_replay(store: Store, config: Config, version: str) -> ReplayBuffer:
+    """The replay buffer of ``version`` (verified with the model), at the configured size."""
+    rehearsal = config.rehearsal
+    replay = ReplayBuffer.load(
+        store.version_dir(version) / REPLAY_FILE, rehearsal.buffer_size, rehearsal.seed
+    )
+    note = replay.resize(rehearsal.buffer_size)
+    if note:
+        logger.warning("%s", note)
+    return replay
+
+
+def _prune_ledger(config: Config, ledger: Ledger, model: Any, notes: list[str]) -> dict[str, Any]:
+    report = ledger.prune(config.ledger.max_size, model.wv.key_to_index)
+    if report.types:
+        assert config.ledger.max_size is not None
+        note = report.note(config.ledger.max_size)
+        logger.warning("%s", note)
+        notes.append(note)
+    return {**report.to_dict(), "max_size": config.ledger.max_size}
+
+
+def _update_index(current: VersionMeta) -> int:
+    """How many updates the lineage applied before the next one (for alpha_decay)."""
+    if current.kind != "update":
+        return 0
+    return int(current.update_params.get("update_index", 0)) + 1
+
+
 def create_base(store: Store, config: Config, items: list[PendingCorpus]) -> VersionMeta:
     if config.base.model is not None:
         return import_base_model(store, config)
@@ -229,6 +261,11 @@ def create_base(store: Store, config: Config, items: list[PendingCorpus]) -> Ver
             config.model, ledger, workfile, ledger.sentences, sum(r.tokens for r in results)
         )
         t2 = time.perf_counter()
+        notes: list[str] = []
+        pruned = _prune_ledger(config, ledger, model, notes)
+        replay = ReplayBuffer(config.rehearsal.buffer_size, config.rehearsal.seed)
+        if replay.size:
+            absorb_file(replay, workfile)
         return _commit(
             store, staging, config, model, ledger,
             {
@@ -239,9 +276,11 @@ def create_base(store: Store, config: Config, items: list[PendingCorpus]) -> Ver
                 "vocab_size": report.vocab_size,
                 "words_added": report.words_added,
                 "top_new_words": report.top_new_words,
-                "update_params": {},
-                "timings": {"read": t1 - t0, "train": t2 - t1},
+                "update_params": {"ledger_pruned": pruned},
+                "timings": {"read": t1 - t0, "train": t2 - t1, "replay": time.perf_counter() - t2},
+                "notes": notes,
             },
+            replay=replay,
         )
 
 
@@ -319,8 +358,10 @@ def apply_one(
     model: Any,
     ledger: Ledger,
     item: PendingCorpus,
+    replay: ReplayBuffer | None = None,
 ) -> VersionMeta:
     version = store.read_manifest().next_version(set())
+    notes: list[str] = []
     with store.workdir() as work, store.staging() as staging:
         workfile = work / "corpus.txt"
         t0 = time.perf_counter()
@@ -328,10 +369,22 @@ def apply_one(
         res = results[0]
         ledger.add(res.counts, res.sentences)
         t1 = time.perf_counter()
-        report = apply_update(
-            model, config.model, config.update, ledger, workfile, res.sentences, res.tokens
-        )
+        sentences, tokens = res.sentences, res.tokens
+        rehearsal: dict[str, Any] = {"share": 0.0, "buffer_size": 0}
+        if replay is not None and replay.size:
+            if not replay.lines and config.rehearsal.share:
+                notes.append("rehearsal: the replay buffer was empty, nothing was replayed")
+            mix = mix_and_absorb(replay, workfile, sentences, tokens, config.rehearsal.share)
+            sentences, tokens = mix.sentences, mix.tokens
+            rehearsal = {**config.rehearsal.model_dump(), **mix.to_dict()}
         t2 = time.perf_counter()
+        update_index = _update_index(current)
+        report = apply_update(
+            model, config.model, config.update, ledger, workfile, sentences, tokens,
+            update_index=update_index, corpus_sentences=res.sentences,
+        )
+        t3 = time.perf_counter()
+        pruned = _prune_ledger(config, ledger, model, notes)
         return _commit(
             store, staging, config, model, ledger,
             {
@@ -342,9 +395,21 @@ def apply_one(
                 "vocab_size": report.vocab_size,
                 "words_added": report.words_added,
                 "top_new_words": report.top_new_words,
-                "update_params": {**config.update.model_dump(), "epochs": report.epochs},
-                "timings": {"read": t1 - t0, "train": t2 - t1},
+                "update_params": {
+                    **config.update.model_dump(),
+                    "epochs": report.epochs,
+                    "update_index": update_index,
+                    "start_alpha": report.alpha[0],
+                    "end_alpha": report.alpha[1],
+                    "frozen_epochs": report.frozen_epochs,
+                    "frozen_words": report.frozen_words,
+                    "rehearsal": rehearsal,
+                    "ledger_pruned": pruned,
+                },
+                "timings": {"read": t1 - t0, "replay": t2 - t1, "train": t3 - t2},
+                "notes": notes,
             },
+            replay=replay,
         )
 
 
@@ -356,6 +421,7 @@ def _commit(
     ledger: Ledger,
     fields: dict[str, Any],
     params: dict[str, Any] | None = None,
+    replay: ReplayBuffer | None = None,
 ) -> VersionMeta:
     fields.setdefault("params", params or config.model.model_dump())
     fields.setdefault("tokenize", config.tokenize.model_dump())
@@ -367,6 +433,8 @@ def _commit(
     try:
         staging.save_model(model)
         staging.save_ledger(ledger)
+        if replay is not None and replay.size:
+            replay.save(staging.path / REPLAY_FILE)
     except OSError as exc:
         raise os_error(exc, "saving the new version") from None
     fields["timings"] = {**fields["timings"], "save": time.perf_counter() - t0,

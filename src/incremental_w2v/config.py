@@ -58,7 +58,7 @@ class _Strict(BaseModel):
 class ModelParams(_Strict):
     """gensim ``Word2Vec`` parameters (``model:``)."""
 
-    type: Literal["word2vec"] = "word2vec"
+    type: Literal["word2vec", "fasttext"] = "word2vec"
     vector_size: int = Field(100, ge=1, le=10_000)
     window: int = Field(5, ge=1)
     min_count: int = Field(5, ge=1)
@@ -75,6 +75,10 @@ class ModelParams(_Strict):
     workers: int = Field(0, ge=0, description="training threads; 0 means one per core")
     max_final_vocab: int | None = Field(None, ge=1)
     shrink_windows: bool = True
+    # FastText only (model.type: fasttext); ignored for word2vec.
+    min_n: int = Field(3, ge=0, description="fasttext: shortest character n-gram")
+    max_n: int = Field(6, ge=0, description="fasttext: longest character n-gram (0: none)")
+    bucket: int = Field(2_000_000, ge=1, description="fasttext: n-gram hash buckets")
 
     @field_validator("hs")
     @classmethod
@@ -99,17 +103,56 @@ class ModelParams(_Strict):
 
     def gensim_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``gensim.models.Word2Vec``."""
-        kwargs = self.model_dump(exclude={"type"})
+        exclude = {"type"} if self.type == "fasttext" else {"type", *FASTTEXT_ONLY}
+        kwargs = self.model_dump(exclude=exclude)
         kwargs["workers"] = self.workers or (os.cpu_count() or 1)
         return kwargs
+
+
+FASTTEXT_ONLY = ("min_n", "max_n", "bucket")
 
 
 class UpdateSettings(_Strict):
     """How an update trains (``update:``): gensim would silently restart the schedule."""
 
-    alpha: float = Field(0.0125, gt=0, description="learning rate at the start of an update")
+    # Defaults measured with benchmarks/update_quality.py (README, "Incremental training").
+    alpha: float = Field(0.025, gt=0, description="learning rate at the start of an update")
     min_alpha: float = Field(0.0001, ge=0, description="learning rate at the end of an update")
     epochs: int | None = Field(None, ge=1, description="epochs per update; default model.epochs")
+    alpha_decay: float = Field(
+        1.0, gt=0, le=1,
+        description="the n-th update of a lineage (n = 0, 1, ...) starts at alpha * alpha_decay**n",
+    )
+    freeze_epochs: int = Field(
+        0, ge=0,
+        description="hold the input vectors of words the model already had fixed for the "
+        "update's first N epochs (N >= epochs: the whole update); new words always train",
+    )
+
+
+class RehearsalSettings(_Strict):
+    """Replay of earlier sentences during updates (``rehearsal:``)."""
+
+    buffer_size: int = Field(
+        50_000, ge=0,
+        description="sentences kept in the replay buffer (a uniform sample of everything "
+        "applied so far); 0 turns rehearsal off",
+    )
+    share: float = Field(
+        0.5, ge=0, le=10,
+        description="replayed sentences per new sentence (0.25: one replayed per four new)",
+    )
+    seed: int = Field(1, description="seed of the reservoir sampling and of the replay draw")
+
+
+class LedgerSettings(_Strict):
+    """Memory bound of the vocabulary ledger (``ledger:``)."""
+
+    max_size: int | None = Field(
+        5_000_000, ge=1,
+        description="most distinct tokens the ledger keeps; beyond it, the rarest tokens "
+        "that are not in the model are pruned; null: no bound",
+    )
 
 
 class SourceSettings(_Strict):
@@ -183,6 +226,8 @@ class Config(_Strict):
     log_file: str | None = None
     model: ModelParams = ModelParams()
     update: UpdateSettings = UpdateSettings()
+    rehearsal: RehearsalSettings = RehearsalSettings()
+    ledger: LedgerSettings = LedgerSettings()
     tokenize: TokenizeSettings = TokenizeSettings()
     encoding_errors: EncodingErrors = "strict"
     sources: SourceSettings = SourceSettings()

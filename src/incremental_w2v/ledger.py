@@ -4,6 +4,13 @@ gensim's ``build_vocab(update=True)`` applies ``min_count`` to the new batch
 only, so a word seen 3 times in each of 10 dumps never enters with
 ``min_count=5``. The ledger keeps the total, including words still below the
 threshold, and is stored with each version so that rollback restores it.
+
+Memory bound (``ledger.max_size``): when the ledger holds more distinct
+tokens than that after a corpus is folded in, tokens with count <= 1 that
+are not in the model are dropped, then count <= 2, and so on (a rising
+threshold, like gensim's ``max_vocab_size`` pruning) until it fits. Words
+in the model's vocabulary are never dropped. A pruned token that shows up
+again starts counting from zero, so it can enter later than it would have.
 """
 
 from __future__ import annotations
@@ -11,9 +18,10 @@ from __future__ import annotations
 import gzip
 import io
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from .errors import DataError
 
@@ -35,6 +43,24 @@ class Ledger:
         for word, n in counts.items():
             mine[word] = mine.get(word, 0) + n
         self.sentences += sentences
+
+    def prune(self, max_size: int | None, protected: Container[str]) -> PruneReport:
+        """Bound the number of distinct tokens (see the module doc); never drops ``protected``."""
+        report = PruneReport()
+        if max_size is None or len(self.counts) <= max_size:
+            return report
+        threshold = 0
+        while len(self.counts) > max_size:
+            threshold += 1
+            doomed = [w for w, n in self.counts.items() if n <= threshold and w not in protected]
+            for word in doomed:
+                report.tokens += self.counts.pop(word)
+            report.types += len(doomed)
+            if all(w in protected for w in self.counts):
+                break  # only the model's words are left: they are never dropped
+        report.threshold = threshold
+        report.remaining = len(self.counts)
+        return report
 
     def admitted(self, min_count: int) -> list[str]:
         return [w for w, n in self.counts.items() if n >= min_count]
@@ -70,6 +96,27 @@ class Ledger:
                 hint="roll back to an earlier version ('incw2v rollback'), whose ledger is intact",
             ) from None
         return cls(counts=counts, sentences=sentences)
+
+
+@dataclass
+class PruneReport:
+    """What one pruning dropped: distinct tokens, their summed count, the final threshold."""
+
+    types: int = 0
+    tokens: int = 0
+    threshold: int = 0
+    remaining: int = 0
+
+    def note(self, max_size: int) -> str:
+        return (
+            f"ledger pruned to {self.remaining} of max_size {max_size} distinct tokens: dropped "
+            f"{self.types} tokens with cumulative count <= {self.threshold} "
+            f"({self.tokens} occurrences), none of them in the model"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"types": self.types, "tokens": self.tokens, "threshold": self.threshold,
+                "remaining": self.remaining}
 
 
 def count_tokens(sentences: Iterable[list[str]]) -> Counter[str]:

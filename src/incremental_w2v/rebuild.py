@@ -25,6 +25,7 @@ from .locking import store_lock
 from .manifest import CorpusRecord, VersionMeta
 from .pending import PendingCorpus, source_options, specs_for
 from .quality import Side, compare_sides, gate_error, updates_since_rebuild
+from .rehearsal import ReplayBuffer, absorb_file
 from .sources import stat
 from .store import Store
 from .tokenizers import TokenizeSettings
@@ -87,6 +88,10 @@ def rebuild_locked(
             params, ledger, workfile, ledger.sentences, sum(r.tokens for r in results)
         )
         t2 = time.perf_counter()
+        # A rebuild has seen every corpus again: its replay buffer is drawn from all of them.
+        replay = ReplayBuffer(config.rehearsal.buffer_size, config.rehearsal.seed)
+        if replay.size:
+            absorb_file(replay, workfile)
         meta = _commit(
             store, staging, config, model, ledger,
             {
@@ -107,6 +112,7 @@ def rebuild_locked(
                 ],
             },
             params=params.model_dump(),
+            replay=replay,
         )
         replaced = store.load_model(current.version, mmap="r")
         comparison = compare_sides(

@@ -185,13 +185,14 @@ class Store:
         ``mmap='r'`` is for read-only use only: training a read-only mapped
         model crashes gensim.
         """
-        from gensim.models import Word2Vec
+        from gensim.models import FastText, Word2Vec
 
-        self.verify(version)
+        meta = self.verify(version)
         # Defence in depth: whoever can rewrite meta.json can make a hash match.
         check_pickle(self.version_dir(version) / MODEL)
+        cls = FastText if meta.params.get("type") == "fasttext" else Word2Vec
         try:
-            return Word2Vec.load(str(self.version_dir(version) / MODEL), mmap=mmap)
+            return cls.load(str(self.version_dir(version) / MODEL), mmap=mmap)
         except OSError as exc:
             raise os_error(exc, f"loading version {version}") from None
 

@@ -6,21 +6,34 @@ negative-sampling table agree with the ledger, exactly as a from-scratch
 ``build_vocab`` over the total would. Training runs in ``corpus_file`` mode
 on the pass's working file, with explicit word counts, epochs and learning
 rate; ``alpha``, ``min_alpha`` and ``epochs`` are restored afterwards.
+
+Freezing (``update.freeze_epochs``): for the update's first N epochs the
+input vectors of the words the model had before the update are held fixed
+through gensim's lock factors (``wv.vectors_lockf``; for FastText
+``vectors_vocab_lockf`` and, since n-gram buckets are shared by old and new
+words, every n-gram bucket too). gensim's ``corpus_file`` training honours
+them (``word2vec_corpusfile.pyx`` takes them from ``init_w2v_config``), so
+the frozen phase is one more ``train()`` call on the same file; the
+learning rate runs on linearly across both calls. The output weights
+(``syn1neg``) keep training, which is what lets new words fit around the
+frozen ones.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from gensim.models import Word2Vec
+from gensim.models import FastText, Word2Vec
 from gensim.utils import RULE_KEEP
 
-from .config import ModelParams, UpdateSettings
+from .config import FASTTEXT_ONLY, ModelParams, UpdateSettings
 from .errors import ConfigError, DataError
 from .ledger import Ledger
 
@@ -28,7 +41,7 @@ logger = logging.getLogger(__name__)
 
 # Parameters that cannot change within one lineage: they shape the arrays or
 # what the weights mean.
-STRUCTURAL = ("vector_size", "sg", "type")
+STRUCTURAL = ("vector_size", "sg", "type", "min_n", "max_n", "bucket")
 
 
 @dataclass
@@ -40,6 +53,8 @@ class TrainReport:
     tokens: int = 0
     epochs: int = 0
     alpha: tuple[float, float] = (0.0, 0.0)
+    frozen_epochs: int = 0
+    frozen_words: int = 0
     seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
@@ -51,6 +66,8 @@ class TrainReport:
             "tokens": self.tokens,
             "epochs": self.epochs,
             "alpha": list(self.alpha),
+            "frozen_epochs": self.frozen_epochs,
+            "frozen_words": self.frozen_words,
             "seconds": round(self.seconds, 3),
         }
 
@@ -71,8 +88,10 @@ def check_trainable(model: Any, source: str) -> None:
             "(gensim issue #1019)",
             hint="use a Word2Vec model",
         )
-    if not isinstance(model, Word2Vec):
-        raise ConfigError(f"{source} is a {type(model).__name__}, not a gensim Word2Vec model")
+    if not isinstance(model, Word2Vec):  # FastText is a Word2Vec subclass
+        raise ConfigError(
+            f"{source} is a {type(model).__name__}, not a gensim Word2Vec or FastText model"
+        )
     if getattr(model, "hs", 0):
         raise ConfigError(
             f"{source} was trained with hierarchical softmax (hs=1): gensim rebuilds the "
@@ -101,6 +120,11 @@ def check_arrays(model: Word2Vec, source: str) -> None:
     counts = model.wv.expandos.get("count")
     if counts is not None:
         lengths["counts"] = len(counts)
+    if isinstance(model, FastText):
+        lengths["wv.vectors_vocab"] = model.wv.vectors_vocab.shape[0]
+        vlockf = getattr(model.wv, "vectors_vocab_lockf", None)
+        if vlockf is not None and len(vlockf) not in (1, n):
+            lengths["wv.vectors_vocab_lockf"] = len(vlockf)
     if len(set(lengths.values())) != 1:
         shown = ", ".join(f"{k}={v}" for k, v in lengths.items())
         raise DataError(
@@ -110,7 +134,15 @@ def check_arrays(model: Word2Vec, source: str) -> None:
 
 
 def new_model(params: ModelParams) -> Word2Vec:
+    if params.type == "fasttext":
+        return FastText(**params.gensim_kwargs())
     return Word2Vec(**params.gensim_kwargs())
+
+
+def update_alpha(update: UpdateSettings, update_index: int) -> tuple[float, float]:
+    """Start and end learning rate of the lineage's ``update_index``-th update (from 0)."""
+    start = update.alpha * update.alpha_decay**update_index
+    return start, min(update.min_alpha, start)
 
 
 def train_base(
@@ -148,21 +180,38 @@ def apply_update(
     workfile: Path,
     sentences: int,
     tokens: int,
+    update_index: int = 0,
+    corpus_sentences: int | None = None,
 ) -> TrainReport:
-    """Grow the vocabulary from the (already updated) ledger and continue training."""
+    """Grow the vocabulary from the (already updated) ledger and continue training.
+
+    ``sentences``/``tokens`` describe what ``workfile`` holds (the new corpus
+    plus any replayed sentences); ``corpus_sentences`` is the new corpus alone.
+    """
     started = time.perf_counter()
+    old_size = len(model.wv)
     new_words = admit_new_words(model, ledger, params)
     if new_words:
         model.build_vocab_from_freq(
             {w: ledger.counts[w] for w in new_words},
-            corpus_count=sentences,
+            corpus_count=corpus_sentences if corpus_sentences is not None else sentences,
             update=True,
             trim_rule=_keep_all,
         )
     reconcile_vocab(model, ledger, params)
     epochs = update.epochs or params.epochs
     model.workers = params.gensim_kwargs()["workers"]
-    _train(model, workfile, sentences, tokens, epochs, update.alpha, update.min_alpha)
+    start, end = update_alpha(update, update_index)
+    frozen = min(update.freeze_epochs, epochs) if old_size else 0
+    if frozen:
+        # The schedule runs linearly from start to end over all epochs, across both calls.
+        middle = start + (end - start) * frozen / epochs
+        with freeze_old_words(model, old_size):
+            _train(model, workfile, sentences, tokens, frozen, start, middle)
+        if epochs > frozen:
+            _train(model, workfile, sentences, tokens, epochs - frozen, middle, end)
+    else:
+        _train(model, workfile, sentences, tokens, epochs, start, end)
     _restore(model, params)
     check_arrays(model, "the updated model")
     return TrainReport(
@@ -172,9 +221,42 @@ def apply_update(
         sentences=sentences,
         tokens=tokens,
         epochs=epochs,
-        alpha=(update.alpha, update.min_alpha),
+        alpha=(start, end),
+        frozen_epochs=frozen,
+        frozen_words=old_size if frozen else 0,
         seconds=time.perf_counter() - started,
     )
+
+
+@contextmanager
+def freeze_old_words(model: Word2Vec, count: int) -> Iterator[None]:
+    """Hold the input vectors of the first ``count`` words fixed; restore the lock factors.
+
+    The lock arrays are full length (one factor per word), so a word admitted
+    by this update (index >= count) is never frozen.
+    """
+    wv = model.wv
+    names = ["vectors_lockf"]
+    if isinstance(model, FastText):
+        names = ["vectors_vocab_lockf", "vectors_ngrams_lockf"]
+    saved = {name: getattr(wv, name) for name in names}
+    try:
+        for name in names:
+            old = saved[name]
+            if name == "vectors_ngrams_lockf":
+                # Shared by old and new words: an old word's vector is its own row
+                # plus its n-grams, so every bucket must hold still too.
+                lock = np.zeros(len(wv.vectors_ngrams), dtype=np.float32)
+            else:
+                lock = np.ones(len(wv), dtype=np.float32)
+                if len(old) == len(wv):
+                    lock[:] = old
+                lock[:count] = 0.0
+            setattr(wv, name, lock)
+        yield
+    finally:
+        for name, old in saved.items():
+            setattr(wv, name, old)
 
 
 def admit_new_words(model: Word2Vec, ledger: Ledger, params: ModelParams) -> list[str]:
@@ -200,13 +282,14 @@ def reconcile_vocab(model: Word2Vec, ledger: Ledger, params: ModelParams) -> Non
     wv.expandos["count"][:] = counts
     wv.expandos["sample_int"][:] = sample_ints(counts, params.sample)
     model.make_cum_table()
-    lockf = getattr(wv, "vectors_lockf", None)
-    if lockf is not None and len(lockf) not in (1, len(wv)):
-        # A full-length lock array is not resized by gensim: new words would be
-        # frozen or unfrozen by whichever old word their index wraps onto.
-        grown = np.ones(len(wv), dtype=lockf.dtype)
-        grown[: len(lockf)] = lockf
-        wv.vectors_lockf = grown
+    for name in ("vectors_lockf", "vectors_vocab_lockf"):
+        lockf = getattr(wv, name, None)
+        if lockf is not None and len(lockf) not in (1, len(wv)):
+            # A full-length lock array is not resized by gensim: new words would be
+            # frozen or unfrozen by whichever old word their index wraps onto.
+            grown = np.ones(len(wv), dtype=lockf.dtype)
+            grown[: len(lockf)] = lockf
+            setattr(wv, name, grown)
     model.corpus_total_words = int(counts.sum())
 
 
@@ -263,17 +346,23 @@ def _restore(model: Word2Vec, params: ModelParams) -> None:
 def structural_mismatch(recorded: dict[str, Any], params: ModelParams) -> list[str]:
     """Parameters of the config that contradict the lineage's, as readable lines."""
     now = params.model_dump()
+    keys = [k for k in STRUCTURAL if params.type == "fasttext" or k not in FASTTEXT_ONLY]
     return [
         f"model.{key}: lineage has {recorded.get(key)!r}, config has {now.get(key)!r}"
-        for key in STRUCTURAL
+        for key in keys
         if key in recorded and recorded.get(key) != now.get(key)
     ]
 
 
 def params_of_model(model: Word2Vec) -> dict[str, Any]:
     """The hyper-parameters of an existing gensim model, in config terms."""
+    extra: dict[str, Any] = {}
+    if isinstance(model, FastText):
+        extra = {"min_n": int(model.wv.min_n), "max_n": int(model.wv.max_n),
+                 "bucket": int(model.wv.bucket)}
     return {
-        "type": "word2vec",
+        "type": "fasttext" if isinstance(model, FastText) else "word2vec",
+        **extra,
         "vector_size": int(model.vector_size),
         "window": int(model.window),
         "min_count": int(model.min_count),

@@ -1,0 +1,481 @@
+"""Updates that do not wreck old words: ledger bound, learning-rate decay, rehearsal,
+freezing, and FastText as a second model type, all with real gensim training."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+import random
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from gensim.models import FastText, Word2Vec
+
+from conftest import Result
+from incremental_w2v.config import ModelParams, UpdateSettings
+from incremental_w2v.ledger import Ledger, count_tokens
+from incremental_w2v.rehearsal import ReplayBuffer, absorb_file, mix_and_absorb
+from incremental_w2v.training import apply_update, freeze_old_words, train_base
+from test_training import tokens_of
+
+
+def load(config: Path, version: str, cls: type[Word2Vec] = Word2Vec) -> Word2Vec:
+    return cls.load(str(config.parent / "store" / "versions" / version / "model"))
+
+
+def history(cli: Callable[..., Result], config: Path) -> list[dict[str, Any]]:
+    out = cli("history", config, "--json")
+    assert out.code == 0, out.err
+    rows: list[dict[str, Any]] = out.json()
+    return rows
+
+
+def workfile_of(path: Path, dest: Path) -> tuple[Path, int, int, Ledger]:
+    sentences = tokens_of(path)
+    dest.write_text("".join(" ".join(s) + "\n" for s in sentences))
+    ledger = Ledger()
+    ledger.add(count_tokens(sentences), len(sentences))
+    return dest, len(sentences), sum(map(len, sentences)), ledger
+
+
+# -- ledger memory bound --------------------------------------------------------------
+
+
+def test_prune_drops_rarest_first_and_never_model_words(corpora: dict[str, Path]) -> None:
+    ledger = Ledger()
+    ledger.add(count_tokens(tokens_of(corpora["a"])), 1)
+    ones = [w for w, n in ledger.counts.items() if n == 1]
+    twos = [w for w, n in ledger.counts.items() if n == 2]
+    protected = set(ones[:5])
+    size = len(ledger.counts) - len(ones) - len(twos) // 2
+    report = ledger.prune(size, protected)
+    assert len(ledger.counts) <= size
+    assert report.threshold == 2  # count 1 was not enough, so the threshold rose to 2
+    assert protected <= set(ledger.counts)
+    assert all(n >= 3 for w, n in ledger.counts.items() if w not in protected)
+    assert report.types == len(ones) + len(twos) - len(protected)
+    assert report.tokens == len(ones) - len(protected) + 2 * len(twos)
+    # Under the bound nothing happens.
+    assert ledger.prune(len(ledger.counts), set()).types == 0
+
+
+def test_ledger_bound_through_add_corpus_is_reported(
+    corpora: dict[str, Path], make_config: Callable[..., Path], cli: Callable[..., Result],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    config = make_config(corpora["a"], [corpora["b"]], extra="ledger: {max_size: 3000}")
+    with caplog.at_level(logging.WARNING):
+        assert cli("add-corpus", config).code == 0
+    rows = history(cli, config)
+    for row, version in zip(rows, ("v0001", "v0002"), strict=True):
+        model = load(config, version)
+        with gzip.open(config.parent / "store" / "versions" / version / "ledger.tsv.gz",
+                       "rt") as handle:
+            stored = {line.split("\t")[0] for line in handle if not line.startswith("#")}
+        assert len(stored) <= 3000
+        assert set(model.wv.index_to_key) <= stored  # model words are never pruned
+        pruned = row["update_params"]["ledger_pruned"]
+        assert pruned["types"] > 0 and pruned["remaining"] == len(stored)
+        assert any("ledger pruned" in note for note in row["notes"])
+    assert "ledger pruned" in caplog.text
+
+
+# -- learning rate across updates ------------------------------------------------------
+
+
+def test_alpha_decays_per_update_and_restarts_after_rollback(
+    corpora: dict[str, Path], make_config: Callable[..., Path], cli: Callable[..., Result]
+) -> None:
+    config = make_config(corpora["a"], [corpora["b"], corpora["c"]])
+    config.write_text(config.read_text().replace(
+        "update:\n  epochs: 2", "update:\n  epochs: 2\n  alpha: 0.02\n  alpha_decay: 0.5"))
+    assert cli("add-corpus", config).code == 0
+    rows = history(cli, config)
+    assert [r["update_params"].get("start_alpha") for r in rows] == [None, 0.02, 0.01]
+    assert [r["update_params"].get("update_index") for r in rows] == [None, 0, 1]
+    model = load(config, "v0003")
+    assert (model.alpha, model.min_alpha, model.epochs) == (0.025, 0.0001, 2)
+    # Rolled back to v0002, the re-applied corpus is again the lineage's second update.
+    assert cli("rollback", config, "v0002").code == 0
+    assert cli("add-corpus", config).code == 0
+    assert history(cli, config)[-1]["update_params"]["start_alpha"] == 0.01
+
+
+def test_decayed_alpha_really_trains_less(corpora: dict[str, Path], tmp_path: Path) -> None:
+    """The recorded rate is the one used: a smaller start alpha moves old words less."""
+    params = ModelParams(vector_size=16, min_count=3, negative=3, epochs=2, workers=1)
+    work, n, tokens, ledger = workfile_of(corpora["a"], tmp_path / "a.txt")
+    base, _ = train_base(params, ledger, work, n, tokens)
+    base.save(str(tmp_path / "base.model"))
+    work_b, n_b, tokens_b, ledger_b = workfile_of(corpora["b"], tmp_path / "b.txt")
+    moved = []
+    for index in (0, 3):
+        model = Word2Vec.load(str(tmp_path / "base.model"))
+        old = model.wv.vectors.copy()
+        total = Ledger(dict(ledger.counts), ledger.sentences)
+        total.add(ledger_b.counts, n_b)
+        update = UpdateSettings(alpha=0.0125, alpha_decay=0.25)
+        report = apply_update(model, params, update, total, work_b, n_b, tokens_b,
+                              update_index=index)
+        assert report.alpha[0] == pytest.approx(0.0125 * 0.25**index)
+        moved.append(float(np.abs(model.wv.vectors[: len(old)] - old).mean()))
+    assert moved[1] < moved[0] / 5
+
+
+# -- rehearsal -------------------------------------------------------------------------
+
+
+def test_reservoir_is_uniform_and_reproducible() -> None:
+    def fill(seed: int) -> ReplayBuffer:
+        buffer = ReplayBuffer(size=1000, seed=seed)
+        rng = random.Random(f"{seed}")
+        for i in range(20_000):
+            buffer.absorb(str(i), rng)
+        return buffer
+
+    one, again, other = fill(1), fill(1), fill(2)
+    assert one.lines == again.lines and one.lines != other.lines
+    assert one.seen == 20_000 and len(one.lines) == 1000 and len(set(one.lines)) == 1000
+    picked = np.array([int(x) for x in one.lines])
+    # Uniform over 0..19999: mean 10,000 with standard error ~183; each quarter ~250.
+    assert abs(picked.mean() - 10_000) < 800
+    quarters = np.bincount(picked // 5000, minlength=4)
+    assert all(180 < q < 320 for q in quarters), quarters
+
+
+def test_mixing_interleaves_replayed_sentences_and_counts_them(
+    corpora: dict[str, Path], tmp_path: Path
+) -> None:
+    work_a, n_a, _, _ = workfile_of(corpora["a"], tmp_path / "a.txt")
+    buffer = ReplayBuffer(size=40, seed=3)
+    absorb_file(buffer, work_a)
+    old_lines = set(buffer.lines)
+    work_b, n_b, tokens_b, _ = workfile_of(corpora["b"], tmp_path / "b.txt")
+    new_lines = work_b.read_text().splitlines()
+    report = mix_and_absorb(buffer, work_b, n_b, tokens_b, share=0.5)
+    mixed = work_b.read_text().splitlines()
+    assert report.replayed_sentences == round(0.5 * n_b) == len(mixed) - n_b
+    assert report.sentences == len(mixed)
+    assert report.tokens == sum(len(line.split()) for line in mixed)
+    replayed_at = [i for i, line in enumerate(mixed) if line not in set(new_lines)]
+    assert len(replayed_at) == report.replayed_sentences
+    assert all(mixed[i] in old_lines for i in replayed_at)
+    # Spread evenly: at most a few new sentences between two replayed ones.
+    assert max(np.diff(replayed_at)) <= 3 and replayed_at[0] <= 3
+    assert [line for line in mixed if line in set(new_lines)] == new_lines
+    # The reservoir now samples both corpora.
+    assert buffer.seen == n_a + n_b and len(buffer.lines) == 40
+    assert set(buffer.lines) & set(new_lines) and set(buffer.lines) & old_lines
+
+
+def test_rehearsal_end_to_end_without_old_corpora_and_reproducible_after_rollback(
+    corpora: dict[str, Path], make_config: Callable[..., Path], cli: Callable[..., Result],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    config = make_config(corpora["a"], [corpora["b"], corpora["c"]],
+                         extra="rehearsal: {buffer_size: 120, share: 0.5, seed: 4}")
+    text = config.read_text()
+    config.write_text(text.replace(f"  - uri: {corpora['c']}\n", ""))
+    assert cli("add-corpus", config).code == 0
+    # The old corpora are gone: the buffer alone feeds the replay.
+    work_lines = {n: {" ".join(s) for s in tokens_of(corpora[n])} for n in "abc"}
+    corpora["a"].unlink()
+    corpora["b"].unlink()
+    text = text.replace(f"  - uri: {corpora['b']}\n", "")
+    config.write_text(text)
+    # Record what train() is told and what the file it reads really holds (gensim does
+    # not check in corpus_file mode), then let the real training run.
+    fed: list[tuple[int, int, int, int]] = []
+    real_train = Word2Vec.train
+
+    def recording_train(self: Word2Vec, *args: Any, **kwargs: Any) -> Any:
+        lines = Path(kwargs["corpus_file"]).read_text().splitlines()
+        fed.append((kwargs["total_examples"], kwargs["total_words"], len(lines),
+                    sum(len(line.split()) for line in lines)))
+        return real_train(self, *args, **kwargs)
+
+    monkeypatch.setattr(Word2Vec, "train", recording_train)
+    assert cli("add-corpus", config).code == 0
+    monkeypatch.undo()
+    assert len(fed) == 1 and fed[0][:2] == fed[0][2:], fed
+    rows = history(cli, config)
+    reh = rows[2]["update_params"]["rehearsal"]
+    new = rows[2]["corpora"][2]
+    assert reh["replayed_sentences"] == round(0.5 * new["sentences"])
+    assert reh["trained_sentences"] == new["sentences"] + reh["replayed_sentences"]
+    assert reh["trained_tokens"] == new["tokens"] + reh["replayed_tokens"]
+    assert (reh["trained_sentences"], reh["trained_tokens"]) == fed[0][:2]
+    versions = config.parent / "store" / "versions"
+    meta = json.loads((versions / "v0003" / "meta.json").read_text())
+    assert "replay.txt.gz" in meta["files"]
+    v3 = ReplayBuffer.load(versions / "v0003" / "replay.txt.gz", 120, 4)
+    assert len(v3.lines) == 120 and v3.seen == sum(c["sentences"] for c in rows[2]["corpora"])
+    # A sample of every corpus so far (each is a third of the sentences seen).
+    for name in "abc":
+        share = sum(line in work_lines[name] for line in v3.lines) / 120
+        assert 0.15 < share < 0.5, (name, share)
+    # Rollback restores v0002's buffer; re-applying c gives the very same buffer again.
+    assert cli("rollback", config, "v0002").code == 0
+    assert cli("add-corpus", config).code == 0
+    v4 = (versions / "v0004" / "replay.txt.gz").read_bytes()
+    assert gzip.decompress(v4) == gzip.decompress((versions / "v0003" / "replay.txt.gz")
+                                                  .read_bytes())
+    assert history(cli, config)[-1]["update_params"]["rehearsal"] == reh
+
+
+def test_replay_buffer_is_hashed_with_the_version(
+    corpora: dict[str, Path], make_config: Callable[..., Path], cli: Callable[..., Result]
+) -> None:
+    config = make_config(corpora["a"], [corpora["b"], corpora["c"]])
+    assert cli("add-corpus", config).code == 0
+    replay = config.parent / "store" / "versions" / "v0003" / "replay.txt.gz"
+    replay.write_bytes(gzip.compress(b"#replay\tseen=1\tsize=1\tseed=1\nforged line\n"))
+    fourth = corpora["a"].with_name("d.txt")
+    fourth.write_text("".join(reversed(corpora["a"].read_text().splitlines(keepends=True))))
+    other = make_config(corpora["a"], [corpora["b"], corpora["c"], fourth])
+    result = cli("add-corpus", other)
+    assert result.code == 65 and "replay.txt.gz does not match" in result.err
+
+
+# -- freezing --------------------------------------------------------------------------
+
+
+def test_frozen_phase_keeps_old_vectors_bit_identical_and_new_words_move(
+    corpora: dict[str, Path], tmp_path: Path
+) -> None:
+    params = ModelParams(vector_size=16, min_count=3, negative=3, epochs=2, workers=2)
+    work, n, tokens, ledger = workfile_of(corpora["a"], tmp_path / "a.txt")
+    model, _ = train_base(params, ledger, work, n, tokens)
+    old_n = len(model.wv)
+    work_b, n_b, tokens_b, ledger_b = workfile_of(corpora["b"], tmp_path / "b.txt")
+    ledger.add(ledger_b.counts, n_b)
+    fresh = [w for w in ledger.admitted(3) if w not in model.wv.key_to_index]
+    model.build_vocab_from_freq({w: ledger.counts[w] for w in fresh}, update=True,
+                                trim_rule=lambda *a: 2)
+    before = model.wv.vectors.copy()
+    syn1 = model.syn1neg.copy()
+    with freeze_old_words(model, old_n):
+        assert len(model.wv.vectors_lockf) == len(model.wv)
+        model.train(corpus_file=str(work_b), total_examples=n_b, total_words=tokens_b,
+                    epochs=1, start_alpha=0.02, end_alpha=0.01)
+    # corpus_file training honours the lock factors: not one bit of an old vector moved.
+    assert np.array_equal(model.wv.vectors[:old_n], before[:old_n])
+    moved = np.abs(model.wv.vectors[old_n:] - before[old_n:]).sum(axis=1) > 0
+    assert moved.mean() > 0.9
+    assert not np.array_equal(model.syn1neg, syn1)
+    assert len(model.wv.vectors_lockf) == 1  # restored: nothing stays frozen
+
+
+def test_freeze_through_add_corpus_then_unfrozen_update(
+    corpora: dict[str, Path], make_config: Callable[..., Path], cli: Callable[..., Result]
+) -> None:
+    config = make_config(corpora["a"], [corpora["b"]], extra="rehearsal: {share: 0.3}")
+    config.write_text(config.read_text().replace(
+        "update:\n  epochs: 2", "update:\n  epochs: 2\n  freeze_epochs: 5"))
+    assert cli("add-corpus", config).code == 0
+    v1, v2 = load(config, "v0001"), load(config, "v0002")
+    assert np.array_equal(v2.wv.vectors[: len(v1.wv)], v1.wv.vectors)
+    assert len(v2.wv) > len(v1.wv)
+    row = history(cli, config)[1]["update_params"]
+    assert row["frozen_epochs"] == 2 and row["frozen_words"] == len(v1.wv)
+    # Partly frozen (1 of 2 epochs): old words move in the second epoch.
+    config.write_text(config.read_text().replace("freeze_epochs: 5", "freeze_epochs: 1")
+                      .replace(f"  - uri: {corpora['b']}\n",
+                               f"  - uri: {corpora['b']}\n  - uri: {corpora['c']}\n"))
+    assert cli("add-corpus", config).code == 0
+    v3 = load(config, "v0003")
+    assert not np.array_equal(v3.wv.vectors[: len(v2.wv)], v2.wv.vectors)
+    assert len(v3.wv.vectors_lockf) in (1, len(v3.wv)) and v3.wv.vectors_lockf.min() == 1.0
+
+
+def test_full_length_lock_array_is_resized_so_new_words_are_not_frozen(
+    corpora: dict[str, Path], tmp_path: Path, cli: Callable[..., Result]
+) -> None:
+    """A user's model with its own full-length lockf (e.g. pretrained words pinned)."""
+    base = Word2Vec(tokens_of(corpora["a"]), vector_size=16, min_count=3, negative=3,
+                    workers=1, epochs=1, seed=3)
+    base.wv.vectors_lockf = np.zeros(len(base.wv), dtype=np.float32)  # all pinned
+    base.save(str(tmp_path / "pinned.model"))
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        "store: store\nmodel: {vector_size: 16, negative: 3, epochs: 1, min_count: 3, "
+        f"workers: 1}}\nbase: {{model: {tmp_path / 'pinned.model'}}}\n"
+        f"queue: [{{uri: {corpora['b']}}}]\n"
+    )
+    assert cli("add-corpus", config).code == 0
+    updated = load(config, "v0002")
+    n = len(base.wv)
+    assert len(updated.wv.vectors_lockf) == len(updated.wv)
+    assert updated.wv.vectors_lockf[:n].max() == 0 and updated.wv.vectors_lockf[n:].min() == 1
+    assert np.array_equal(updated.wv.vectors[:n], base.wv.vectors)
+
+
+# -- FastText --------------------------------------------------------------------------
+
+FASTTEXT = "model: {type: fasttext, vector_size: 16, window: 3, min_count: 3, negative: 3, " \
+    "epochs: 2, workers: 2, seed: 7, bucket: 5000, min_n: 3, max_n: 4}\n"
+
+
+def fasttext_config(tmp_path: Path, base: Path, queue: list[Path], extra: str = "") -> Path:
+    config = tmp_path / "ft.yaml"
+    config.write_text(
+        f"store: store\n{FASTTEXT}update: {{epochs: 2}}\n{extra}base: {{corpus: {base}}}\n"
+        + "queue:\n" + "".join(f"  - uri: {q}\n" for q in queue)
+    )
+    return config
+
+
+def test_fasttext_lineage_vocabulary_equals_full_build(
+    corpora: dict[str, Path], tmp_path: Path, cli: Callable[..., Result]
+) -> None:
+    config = fasttext_config(tmp_path, corpora["a"], [corpora["b"], corpora["c"]],
+                             "rehearsal: {share: 0.3}\n")
+    result = cli("add-corpus", config)
+    assert result.code == 0, result.err
+    assert cli("status", config).code == 0
+    lineage = load(config, "v0003", FastText)
+    assert isinstance(lineage, FastText)
+    full = FastText(vector_size=16, min_count=3, negative=3, workers=1, bucket=5000,
+                    min_n=3, max_n=4)
+    full.build_vocab([s for n in "abc" for s in tokens_of(corpora[n])])
+    assert set(lineage.wv.index_to_key) == set(full.wv.index_to_key)
+    for word in full.wv.index_to_key:
+        for attr in ("count", "sample_int"):
+            assert lineage.wv.get_vecattr(word, attr) == full.wv.get_vecattr(word, attr), word
+    assert lineage.wv.vectors_vocab.shape == (len(lineage.wv), 16)
+    assert lineage.wv.vectors_ngrams.shape == (5000, 16)
+    assert lineage.wv["zzzunseenword"].shape == (16,)  # n-grams still give OOV vectors
+    # The export path loads the right class too.
+    out = tmp_path / "ft.kv"
+    assert cli("export", config, "--format", "keyedvectors", "--output", out).code == 0
+
+
+def test_fasttext_freeze_keeps_old_words_and_structure_is_fixed(
+    corpora: dict[str, Path], tmp_path: Path, cli: Callable[..., Result]
+) -> None:
+    config = fasttext_config(tmp_path, corpora["a"], [corpora["b"]],
+                             "rehearsal: {share: 0.3}\n")
+    config.write_text(config.read_text().replace("update: {epochs: 2}",
+                                                 "update: {epochs: 2, freeze_epochs: 2}"))
+    assert cli("add-corpus", config).code == 0, "first run"
+    v1, v2 = load(config, "v0001", FastText), load(config, "v0002", FastText)
+    n = len(v1.wv)
+    assert np.array_equal(v2.wv.vectors_vocab[:n], v1.wv.vectors_vocab)
+    assert np.array_equal(v2.wv.vectors_ngrams, v1.wv.vectors_ngrams)
+    assert np.array_equal(v2.wv.vectors[:n], v1.wv.vectors)
+    # New words trained: their rows differ from the ones the vocabulary growth initialised.
+    grown = load(config, "v0001", FastText)
+    new_words = v2.wv.index_to_key[n:]
+    grown.build_vocab_from_freq({w: int(v2.wv.get_vecattr(w, "count")) for w in new_words},
+                                update=True, trim_rule=lambda *a: 2)
+    assert grown.wv.index_to_key == v2.wv.index_to_key
+    assert np.array_equal(grown.wv.vectors_vocab[:n], v2.wv.vectors_vocab[:n])
+    changed = np.abs(grown.wv.vectors_vocab[n:] - v2.wv.vectors_vocab[n:]).sum(axis=1) > 0
+    assert changed.mean() > 0.9
+    # bucket shapes the arrays: it cannot change within a lineage.
+    config.write_text(config.read_text().replace("bucket: 5000", "bucket: 6000")
+                      + f"  - uri: {corpora['c']}\n")
+    changed = cli("add-corpus", config)
+    assert changed.code == 78 and "model.bucket" in changed.err
+
+
+def test_fasttext_hs_base_is_refused(
+    corpora: dict[str, Path], tmp_path: Path, cli: Callable[..., Result]
+) -> None:
+    hs = FastText(tokens_of(corpora["a"]), vector_size=16, min_count=3, hs=1, negative=0,
+                  workers=1, epochs=1, bucket=1000)
+    hs.save(str(tmp_path / "hs.model"))
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        f"store: store\n{FASTTEXT.replace('bucket: 5000', 'bucket: 1000')}"
+        f"base: {{model: {tmp_path / 'hs.model'}}}\nqueue: [{{uri: {corpora['b']}}}]\n"
+    )
+    result = cli("add-corpus", config)
+    assert result.code == 78 and "hierarchical softmax" in result.err
+
+
+def test_fasttext_with_arrays_of_unequal_length_is_refused(
+    corpora: dict[str, Path], tmp_path: Path, cli: Callable[..., Result]
+) -> None:
+    broken = FastText(tokens_of(corpora["a"]), vector_size=16, min_count=3, negative=3,
+                      workers=1, epochs=1, bucket=5000, min_n=3, max_n=4)
+    # A lock array of the wrong length: gensim would wrap indices onto the wrong words.
+    broken.wv.vectors_vocab_lockf = np.ones(len(broken.wv) - 3, dtype=np.float32)
+    broken.save(str(tmp_path / "broken.model"))
+    config = tmp_path / "c.yaml"
+    config.write_text(f"store: store\n{FASTTEXT}base: {{model: {tmp_path / 'broken.model'}}}\n"
+                      f"queue: [{{uri: {corpora['b']}}}]\n")
+    result = cli("add-corpus", config)
+    assert result.code == 65 and "wv.vectors_vocab_lockf=" in result.err, result.err
+    assert not (tmp_path / "store" / "manifest.json").exists()
+
+
+def test_existing_fasttext_model_as_base(
+    corpora: dict[str, Path], tmp_path: Path, cli: Callable[..., Result]
+) -> None:
+    mine = FastText(tokens_of(corpora["a"]), vector_size=16, min_count=3, negative=3,
+                    workers=1, epochs=1, bucket=5000, min_n=3, max_n=4)
+    mine.save(str(tmp_path / "ft.model"))
+    body = f"base: {{model: {tmp_path / 'ft.model'}}}\nqueue: [{{uri: {corpora['b']}}}]\n"
+    wrong = tmp_path / "w2v.yaml"
+    wrong.write_text("store: store-w\nmodel: {vector_size: 16, negative: 3, min_count: 3}\n"
+                     + body)
+    refused = cli("add-corpus", wrong)
+    assert refused.code == 78 and "model.type" in refused.err
+    config = tmp_path / "ft.yaml"
+    config.write_text(f"store: store\n{FASTTEXT}" + body)
+    result = cli("add-corpus", config, "--json")
+    assert result.code == 0, result.err
+    assert [a["kind"] for a in result.json()["applied"]] == ["import", "update"]
+    updated = load(config, "v0002", FastText)
+    assert isinstance(updated, FastText) and len(updated.wv) > len(mine.wv)
+    assert np.array_equal(updated.wv.vectors_vocab.shape, (len(updated.wv), 16))
+
+
+# -- config ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "fragment"),
+    [
+        ("rehearsal: {shar: 0.2}\n", "rehearsal.shar (line 3): unknown key"),
+        ("rehearsal: {share: -1}\n", "rehearsal.share (line 3)"),
+        ("rehearsal: {buffer_size: -5}\n", "rehearsal.buffer_size (line 3)"),
+        ("update: {alpha_decay: 1.5}\n", "update.alpha_decay (line 3)"),
+        ("update: {freeze_epochs: -1}\n", "update.freeze_epochs (line 3)"),
+        ("ledger: {max_size: 0}\n", "ledger.max_size (line 3)"),
+        ("model: {type: doc2vec}\n", "model.type (line 3)"),
+    ],
+)
+def test_new_keys_are_validated(body: str, fragment: str) -> None:
+    from incremental_w2v.config import parse_config
+    from incremental_w2v.errors import ConfigError
+
+    with pytest.raises(ConfigError) as info:
+        parse_config("store: s\nbase: {corpus: a}\n" + body)
+    assert fragment in str(info.value)
+
+
+@pytest.mark.slow
+def test_update_quality_benchmark_prints_its_table(
+    corpora: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import importlib.util
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "update_quality.py"
+    spec = importlib.util.spec_from_file_location("update_quality", script)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    paths = [str(corpora[n]) for n in "abc"]
+    assert module.main([*paths, "--restrict", "500", "--vector-size", "16",
+                        "--min-count", "3", "--only", "+ rehearsal 0.5",
+                        "--workdir", str(tmp_path / "w")]) == 0
+    table = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]
+    names = [row.split(" | ")[0].lstrip("| ") for row in table[1:]]
+    assert names == ["full retrain (all three)", "full retrain, seed 2 (noise yardstick)",
+                     "plain gensim updates", "+ rehearsal 0.5"]
