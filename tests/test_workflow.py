@@ -273,3 +273,23 @@ def test_tokenize_change_is_refused_unless_allowed(
     row = cli("history", config, "--json").json()[-1]
     assert row["tokenize"]["mode"] == "whitespace"
     assert row["corpora"][-1]["name"] == "c.txt"
+
+
+def test_applied_corpus_deleted_from_disk_stays_applied(
+    corpora: dict[str, Path], make_config: Callable[..., Path], cli: Callable[..., Result]
+) -> None:
+    # Old dumps get deleted or archived once applied; the queue may still name them.
+    config = make_config("data/a.txt", ["data/b.txt", str(corpora["c"])])
+    assert cli("add-corpus", config).code == 0
+    corpora["b"].unlink()
+    corpora["c"].unlink()
+    again = cli("add-corpus", config, "--json")
+    assert again.code == 0, again.err
+    assert again.json()["applied"] == []
+    assert {s["reason"] for s in again.json()["skipped"]} == {"applied in v0002",
+                                                              "applied in v0003"}
+    assert cli("status", config, "--json").json()["pending"] == []
+    # A file that was never applied and is missing is still an error.
+    missing = make_config("data/a.txt", ["data/b.txt", "data/never.txt"])
+    refused = cli("add-corpus", missing)
+    assert refused.code == 66 and "never.txt does not exist" in refused.err

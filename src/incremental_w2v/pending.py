@@ -11,6 +11,7 @@ would make the lineage lie.
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
@@ -19,7 +20,7 @@ from .corpus import CorpusSpec, content_sha256
 from .errors import DataError, InputMissingError
 from .manifest import CorpusRecord, VersionMeta
 from .sources import SourceOptions, SourceStat, stat
-from .uris import expand, redact
+from .uris import as_recorded, expand, redact
 
 logger = logging.getLogger(__name__)
 
@@ -41,9 +42,21 @@ def source_options(config: Config) -> SourceOptions:
     return SourceOptions(s3_endpoint_url=config.sources.s3_endpoint_url)
 
 
-def specs_for(config: Config, entry: CorpusEntry, required: bool) -> list[CorpusSpec]:
-    """The concrete corpora a config entry stands for (globs and folders expanded)."""
-    uris = expand(entry.uri, config.base_dir)
+def specs_for(
+    config: Config, entry: CorpusEntry, required: bool, applied: Collection[str] = ()
+) -> list[CorpusSpec]:
+    """The concrete corpora a config entry stands for (globs and folders expanded).
+
+    A plain file named in ``applied`` (the lineage's recorded URIs) may be gone:
+    old dumps are deleted or archived once applied, and their record stays.
+    """
+    try:
+        uris = expand(entry.uri, config.base_dir)
+    except InputMissingError:
+        gone = as_recorded(entry.uri, config.base_dir)
+        if redact(gone) not in applied:
+            raise
+        uris = [gone]
     if not uris and required:
         raise InputMissingError(
             f"the base corpus {redact(entry.uri)} matches no file",
@@ -86,7 +99,7 @@ def plan_run(
     entries = [*config.queue, *(CorpusEntry(uri=u) for u in extra_uris)]
     seen: set[str] = {p.spec.uri for p in plan.base}
     for entry in entries:
-        for spec in specs_for(config, entry, required=False):
+        for spec in specs_for(config, entry, required=False, applied=applied):
             if spec.uri in seen:
                 continue
             seen.add(spec.uri)

@@ -149,6 +149,14 @@ def expand(uri: str, base_dir: Path) -> list[str]:
     return [uri if keep_scheme else _relative_uri(local, uri, base_dir)]
 
 
+def as_recorded(uri: str, base_dir: Path) -> str:
+    """The form ``expand`` gives a plain file's URI (and the lineage records), existing or not."""
+    local = resolve_local(uri, base_dir)
+    if local is None or scheme_of(uri) == "gensim-test":
+        return uri
+    return _relative_uri(local, uri, base_dir)
+
+
 def _relative_uri(path: Path, original: str, base_dir: Path) -> str:
     """Keep URIs as the user wrote them: relative to the config when they were relative."""
     if scheme_of(original) == "" and not Path(os.path.expanduser(original)).is_absolute():
