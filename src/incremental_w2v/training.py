@@ -14,15 +14,16 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from gensim.models import Word2Vec
-from gensim.utils import RULE_KEEP
 
 from .config import ModelParams, UpdateSettings
 from .errors import ConfigError, DataError
 from .ledger import Ledger
+
+if TYPE_CHECKING:  # gensim (with scipy) costs ~0.6 s to import: only when training
+    from gensim.models import Word2Vec
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ class TrainReport:
 
 def check_trainable(model: Any, source: str) -> None:
     """Refuse models gensim cannot update correctly, with the reason."""
-    from gensim.models import Doc2Vec, KeyedVectors
+    from gensim.models import Doc2Vec, KeyedVectors, Word2Vec
 
     if isinstance(model, KeyedVectors):
         raise ConfigError(
@@ -110,6 +111,8 @@ def check_arrays(model: Word2Vec, source: str) -> None:
 
 
 def new_model(params: ModelParams) -> Word2Vec:
+    from gensim.models import Word2Vec
+
     return Word2Vec(**params.gensim_kwargs())
 
 
@@ -228,6 +231,8 @@ def sample_ints(counts: np.ndarray, sample: float) -> np.ndarray:
 
 
 def _keep_all(word: str, count: int, min_count: int) -> int:
+    from gensim.utils import RULE_KEEP
+
     return int(RULE_KEEP)
 
 
