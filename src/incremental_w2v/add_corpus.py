@@ -19,6 +19,7 @@ from . import __version__
 from .config import Config
 from .corpus import Corpus, PassResult, stream_once
 from .corpus import require_tokens as _require_tokens
+from .diskspace import ensure_room, folder_bytes
 from .errors import ConfigError, InputMissingError
 from .fsutil import os_error, sha256_file
 from .ledger import Ledger
@@ -163,6 +164,9 @@ def _read_into(
     """One streaming pass over each corpus, appending to ``workfile``."""
     records, results = [], []
     options = source_options(config)
+    current = store.read_manifest().current
+    ensure_room(store.root, [(i.spec.uri, i.stat) for i in items],
+                folder_bytes(store.version_dir(current) if current else None))
     try:
         with open(workfile, "w", encoding="utf-8", newline="\n") as out:
             for item in items:

@@ -247,6 +247,7 @@ def _train(
 ) -> None:
     # An update restarts the schedule on purpose; gensim would warn that alpha went up.
     model.min_alpha_yet_reached = start_alpha
+    wall, cpu = time.perf_counter(), time.process_time()
     model.train(
         corpus_file=str(workfile),
         total_examples=sentences,
@@ -254,6 +255,12 @@ def _train(
         epochs=epochs,
         start_alpha=start_alpha,
         end_alpha=end_alpha,
+    )
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    # corpus_file mode trains without the GIL: cores used should be close to model.workers.
+    logger.info(
+        "trained %d epochs on %d tokens in %.2fs: %.0f words/s, %.2f cores busy",
+        epochs, tokens, wall, tokens * epochs / max(wall, 1e-9), cpu / max(wall, 1e-9),
     )
 
 
