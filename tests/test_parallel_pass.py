@@ -138,6 +138,8 @@ def test_when_parallel_tokenising_pays() -> None:
     cores = len(os.sched_getaffinity(0))
     assert choose_processes(simple, many) == (cores if cores > 1 else 0)
     assert choose_processes(simple, None) == (cores if cores > 1 else 0)  # a pipe: unknown size
+    assert choose_processes(simple, many, workers=1) == 0  # the user asked for one core
+    assert choose_processes(simple, many, workers=cores + 4) == (cores if cores > 1 else 0)
 
 
 WORKER_SCRIPT = """

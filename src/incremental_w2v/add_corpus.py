@@ -27,6 +27,7 @@ from .locking import store_lock
 from .manifest import CorpusRecord, Fingerprint, VersionMeta
 from .pending import PendingCorpus, plan_run, source_options
 from .store import Staging, Store
+from .tokenize_pool import choose_processes
 from .training import (
     apply_update,
     check_trainable,
@@ -172,7 +173,8 @@ def _read_into(
             for item in items:
                 logger.info("reading %s (%s)", item.spec.name, redact(item.spec.uri))
                 result = stream_once(
-                    Corpus(item.spec, config.base_dir, options), out, item.stat.size
+                    Corpus(item.spec, config.base_dir, options), out, item.stat.size,
+                    choose_processes(item.spec.tokenize, item.stat.size, config.model.workers),
                 )
                 _require_tokens(item.spec, result)
                 records.append(_record(item, result, version))

@@ -47,14 +47,18 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
-def choose_processes(settings: TokenizeSettings, size_hint: int | None) -> int:
+def choose_processes(
+    settings: TokenizeSettings, size_hint: int | None, workers: int = 0
+) -> int:
     """How many tokenising processes pay for this corpus (0: tokenise inline).
 
     Plain whitespace splitting (``str.split``) is cheaper than shipping the
     text to another process and the result back, so it stays inline; so do
-    small corpora and one-core machines.
+    small corpora and one-core machines. ``workers`` (the config's
+    ``model.workers``; 0 = every core) caps the processes, so a user who
+    limits training to one core also gets one core for the pass.
     """
-    cores = available_cores()
+    cores = available_cores() if not workers else min(workers, available_cores())
     if cores < 2 or make_tokenizer(settings) is str.split:
         return 0
     if size_hint is not None and size_hint < MIN_PARALLEL_BYTES:
