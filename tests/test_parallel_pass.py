@@ -8,6 +8,8 @@ each corpus is cut into many of them, so the order of the results matters.
 from __future__ import annotations
 
 import bz2
+import contextlib
+import errno
 import gzip
 import io
 import json
@@ -128,6 +130,24 @@ def test_bad_data_fails_with_the_same_message_in_parallel(tmp_path: Path, case: 
     assert str(path.name) in messages[0]
     if case == "mis-encoded":
         assert "line 251" in messages[0]
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_pool_stops_at_once_when_writing_fails(
+    real_corpora: dict[str, tuple[Path, BaseModel]]
+) -> None:
+    """A full disk (/dev/full: every write fails with ENOSPC) stops the workers with the pass."""
+    path, fmt = real_corpora["text"]
+    spec = CorpusSpec(uri=str(path), name=path.name, format=fmt, tokenize=MODES["simple"])
+    full = open("/dev/full", "w", encoding="utf-8")  # noqa: SIM115 (closing it fails too)
+    try:
+        with pytest.raises(OSError) as caught:
+            stream_once(Corpus(spec, path.parent), full, None, processes=2, batch_chars=4096)
+        assert caught.value.errno == errno.ENOSPC
+        assert _children(os.getpid()) == []  # while the traceback still holds the frame
+    finally:
+        with contextlib.suppress(OSError):
+            full.close()
 
 
 def test_when_parallel_tokenising_pays() -> None:

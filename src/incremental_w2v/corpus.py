@@ -13,6 +13,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -108,14 +109,18 @@ def stream_once(
         records = iterate_records(src, reader, spec.format, spec.encoding_errors, result.stats)
         if processes > 0:
             logger.debug("tokenising %s in %d processes", spec.name, processes)
-            for batch in tokenized_batches(records, spec.tokenize, processes, batch_chars):
-                result.sentences += batch.sentences
-                result.tokens += batch.tokens
-                counts.update(batch.counts)
-                if write is not None:
-                    write(batch.text)
-                progress.update(src.raw.bytes_read - last)
-                last = src.raw.bytes_read
+            # closing(): on an error (e.g. a full disk) the pool stops here and now,
+            # whatever still refers to the generator.
+            with closing(tokenized_batches(records, spec.tokenize, processes,
+                                           batch_chars)) as batches:
+                for batch in batches:
+                    result.sentences += batch.sentences
+                    result.tokens += batch.tokens
+                    counts.update(batch.counts)
+                    if write is not None:
+                        write(batch.text)
+                    progress.update(src.raw.bytes_read - last)
+                    last = src.raw.bytes_read
         for text in records if processes <= 0 else ():
             tokens = tokenize(text)
             if not tokens:

@@ -16,7 +16,7 @@ import os
 import signal
 import sys
 from collections import Counter, deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 
@@ -81,7 +81,7 @@ def tokenize_batch(tokenize: Tokenizer, texts: list[str]) -> Batch:
 def tokenized_batches(
     texts: Iterable[str], settings: TokenizeSettings, processes: int,
     batch_chars: int = BATCH_CHARS,
-) -> Iterator[Batch]:
+) -> Generator[Batch, None, None]:
     """``texts`` tokenised by ``processes`` worker processes, batch by batch, in order."""
     context = _context()
     pool = ProcessPoolExecutor(
