@@ -174,7 +174,9 @@ def _read_into(
                 logger.info("reading %s (%s)", item.spec.name, redact(item.spec.uri))
                 result = stream_once(
                     Corpus(item.spec, config.base_dir, options), out, item.stat.size,
-                    choose_processes(item.spec.tokenize, item.stat.size, config.model.workers),
+                    choose_processes(item.spec.tokenize,  # a pipe's size (0) says nothing
+                                     item.stat.size if item.stat.rereadable else None,
+                                     config.model.workers),
                 )
                 _require_tokens(item.spec, result)
                 records.append(_record(item, result, version))
