@@ -10,6 +10,7 @@ working files gone; and the next run must succeed.
 from __future__ import annotations
 
 import contextlib
+import gzip
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ import pytest
 
 from conftest import run_subprocess
 from faults import Driver, check_store, leftovers, lineage, tree_hashes
+from incremental_w2v.diskspace import reserve_bytes
 from test_crash_sweep import argv, write_workspace
 
 CLEANUP_OPS = {"remove", "rmdir", "rmtree"}  # failing to clean up leaves what the next run sweeps
@@ -107,23 +109,41 @@ def small_filesystem(path: Path, size: str) -> Iterator[Path]:
 def test_a_really_full_filesystem(tmp_path: Path) -> None:
     workspace = tmp_path / "ws"
     write_workspace(workspace, ("b.txt",))
-    with small_filesystem(tmp_path / "small", "2m") as small:
+    with small_filesystem(tmp_path / "small", "16m") as small:
         config = workspace / "config.yaml"
         config.write_text(config.read_text().replace("store: store", f"store: {small}/store"))
         first = run_subprocess("add-corpus", config)  # base and b.txt both fit
         assert first.returncode == 0, first.stderr
-        (workspace / "c.txt").write_text((workspace / "a.txt").read_text() * 3)
         store = small / "store"
         before = tree_hashes(store, SKIP | {".readers"})
-        free = shutil.disk_usage(small).free
-        with open(small / "filler", "wb") as filler:  # leave ~24 KB: too little for a version
-            filler.write(b"\0" * max(0, free - 24 * 1024))
-        full = run_subprocess("add-corpus", config, workspace / "c.txt")
+        reserve = reserve_bytes(shutil.disk_usage(small).total)
+
+        def fill(leave: int) -> None:
+            free = shutil.disk_usage(small).free
+            with open(small / "filler", "wb") as filler:
+                filler.write(b"\0" * max(0, free - leave))
+
+        # Too little room for the reserve the space check keeps: refused before writing.
+        (workspace / "c.txt").write_text((workspace / "a.txt").read_text() * 3)
+        fill(reserve // 2)
+        early = run_subprocess("add-corpus", config, workspace / "c.txt")
+        assert early.returncode == 73, early.stderr
+        assert "not enough free space" in early.stderr and "nothing was written" in early.stderr
+        assert tree_hashes(store, SKIP | {".readers"}) == before and leftovers(store) == []
+        (small / "filler").unlink()
+
+        # A corpus far more compressible than the estimate assumes passes the check, then
+        # really fills the disk while its working file is written.
+        lines = (workspace / "a.txt").read_text().splitlines(keepends=True)[:10]
+        with gzip.open(workspace / "d.txt.gz", "wt") as handle:
+            handle.write("".join(lines) * 500)
+        fill(reserve + (1 << 20))
+        full = run_subprocess("add-corpus", config, workspace / "d.txt.gz")
         assert full.returncode == 73, full.stderr
         assert "no space left while" in full.stderr and "free disk space" in full.stderr
         assert tree_hashes(store, SKIP | {".readers"}) == before
         assert leftovers(store) == []
         (small / "filler").unlink()
-        again = run_subprocess("add-corpus", config, workspace / "c.txt", "--json")
+        again = run_subprocess("add-corpus", config, workspace / "d.txt.gz", "--json")
         assert again.returncode == 0, again.stderr
         assert check_store(store, {}) == []

@@ -19,6 +19,7 @@ from . import __version__, quality
 from .config import Config
 from .corpus import Corpus, PassResult, stream_once
 from .corpus import require_tokens as _require_tokens
+from .diskspace import ensure_room, folder_bytes
 from .errors import ConfigError, InputMissingError
 from .fsutil import os_error, sha256_file
 from .ledger import Ledger
@@ -28,6 +29,7 @@ from .pending import PendingCorpus, plan_run, source_options
 from .rehearsal import REPLAY_FILE, ReplayBuffer, absorb_file, mix_and_absorb
 from .safe_pickle import check_pickle
 from .store import Staging, Store
+from .tokenize_pool import choose_processes
 from .training import (
     apply_update,
     check_trainable,
@@ -199,12 +201,18 @@ def _read_into(
     """One streaming pass over each corpus, appending to ``workfile``."""
     records, results = [], []
     options = source_options(config)
+    current = store.read_manifest().current
+    ensure_room(store.root, [(i.spec.uri, i.stat) for i in items],
+                folder_bytes(store.version_dir(current) if current else None))
     try:
         with open(workfile, "w", encoding="utf-8", newline="\n") as out:
             for item in items:
                 logger.info("reading %s (%s)", item.spec.name, redact(item.spec.uri))
                 result = stream_once(
-                    Corpus(item.spec, config.base_dir, options), out, item.stat.size
+                    Corpus(item.spec, config.base_dir, options), out, item.stat.size,
+                    choose_processes(item.spec.tokenize,  # a pipe's size (0) says nothing
+                                     item.stat.size if item.stat.rereadable else None,
+                                     config.model.workers),
                 )
                 _require_tokens(item.spec, result)
                 records.append(_record(item, result, version))

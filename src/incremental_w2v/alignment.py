@@ -28,6 +28,7 @@ from gensim.models import KeyedVectors
 from numpy.typing import NDArray
 
 from . import __version__
+from .align_verdict import GOOD_MARGIN, GOOD_P1, POOR_MARGIN, POOR_P1, describe_thresholds
 from .errors import DataError, InputMissingError, OutputError, UsageError
 from .procrustes import least_squares_map, orthogonal_map, unit_rows
 from .vectors_io import EXPORT_FORMATS, LoadedVectors, load_vectors, write_vectors
@@ -43,16 +44,6 @@ F32 = NDArray[np.float32]
 F64 = NDArray[np.float64]
 I64 = NDArray[np.int64]
 
-# Verdict thresholds on the held-out anchors, chosen from the measurements in
-# docs/alignment.md (2M-token models): same corpus, other seed scores CSLS P@1 0.99
-# with a cosine margin (mean cosine minus the random-pair baseline) of 0.55; two
-# disjoint samples of one domain P@1 0.47, margin 0.42; different domains P@1 <= 0.06,
-# margin <= 0.13. The raw mean cosine alone says little: small or anisotropic models
-# have high cosines between any two words.
-GOOD_P1 = 0.75
-GOOD_MARGIN = 0.30
-POOR_P1 = 0.25
-POOR_MARGIN = 0.15
 DEFAULT_BAND = (0, 10_000)
 MIN_HELD_OUT = 50  # fewer held-out anchors than this: the figures are too noisy to judge
 _DISTORTION_PAIRS = 2000
@@ -786,12 +777,6 @@ def merged_vectors(alignment: Alignment, source: LoadedVectors, target: LoadedVe
                    else "unknown"),
     }
     return _build_kv(words, vectors, counts), info
-
-
-def describe_thresholds() -> str:
-    """The verdict rule in one line, for help texts."""
-    return (f"good: held-out CSLS P@1 >= {GOOD_P1} and a cosine margin over random pairs "
-            f">= {GOOD_MARGIN}; poor: P@1 < {POOR_P1} or a margin < {POOR_MARGIN}")
 
 
 __all__ = [

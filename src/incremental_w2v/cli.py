@@ -155,7 +155,7 @@ def _band(text: str) -> tuple[int, int]:
 
 
 def _add_vector_commands(sub: Any, common: argparse.ArgumentParser) -> None:
-    from .alignment import describe_thresholds
+    from .align_verdict import describe_thresholds
 
     vectors_help = ("a full gensim model, a KeyedVectors file, a word2vec text/binary file, "
                     "or CONFIG@VERSION (a version of a store)")

@@ -13,6 +13,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -23,6 +24,7 @@ from .errors import DataError
 from .progress import bar
 from .readers import ReadStats, iterate_records, reader_for
 from .sources import SourceOptions, open_source
+from .tokenize_pool import BATCH_CHARS, choose_processes, tokenized_batches
 from .tokenizers import TokenizeSettings, make_tokenizer
 from .uris import redact
 
@@ -79,13 +81,21 @@ def stream_once(
     corpus: Corpus,
     workfile: IO[str] | None,
     size_hint: int | None = None,
+    processes: int | None = None,
+    batch_chars: int = BATCH_CHARS,
 ) -> PassResult:
     """Read ``corpus`` once; count tokens and append its sentences to ``workfile``.
+
+    ``processes``: tokenise in that many worker processes (0: inline; None:
+    as many as pay, see ``tokenize_pool.choose_processes``), ``batch_chars``
+    of raw text per batch. The result is the same either way, byte for byte.
 
     Raises DataError (and writes nothing further) on bad data; the caller
     owns the working file and removes it on failure.
     """
     spec = corpus.spec
+    if processes is None:
+        processes = choose_processes(spec.tokenize, size_hint)
     tokenize = make_tokenizer(spec.tokenize)
     result = PassResult()
     counts = result.counts
@@ -96,7 +106,22 @@ def stream_once(
         reader = reader_for(spec.format)
         last = 0
         write = workfile.write if workfile is not None else None
-        for text in iterate_records(src, reader, spec.format, spec.encoding_errors, result.stats):
+        records = iterate_records(src, reader, spec.format, spec.encoding_errors, result.stats)
+        if processes > 0:
+            logger.debug("tokenising %s in %d processes", spec.name, processes)
+            # closing(): on an error (e.g. a full disk) the pool stops here and now,
+            # whatever still refers to the generator.
+            with closing(tokenized_batches(records, spec.tokenize, processes,
+                                           batch_chars)) as batches:
+                for batch in batches:
+                    result.sentences += batch.sentences
+                    result.tokens += batch.tokens
+                    counts.update(batch.counts)
+                    if write is not None:
+                        write(batch.text)
+                    progress.update(src.raw.bytes_read - last)
+                    last = src.raw.bytes_read
+        for text in records if processes <= 0 else ():
             tokens = tokenize(text)
             if not tokens:
                 continue

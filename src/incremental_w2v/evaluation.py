@@ -23,7 +23,6 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.stats import pearsonr, spearmanr
 
 from .errors import DataError, InputMissingError
 from .quality_settings import BUNDLED_ANALOGIES, BUNDLED_PAIRS, EvaluationSettings
@@ -172,6 +171,8 @@ def score_pairs(
     kv: Any, order: NDArray[np.int64], pairs: list[Pair], case_insensitive: bool = True
 ) -> dict[str, Any]:
     """Spearman (and Pearson) between cosine similarity and the human ratings."""
+    from scipy.stats import pearsonr, spearmanr  # scipy is slow to import: only when scoring
+
     fold = _folder(case_insensitive)
     lookup = _lookup(kv, order, case_insensitive)
     a_idx, b_idx, human = [], [], []

@@ -15,19 +15,22 @@ import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import version_lock
 from .config import Config
-from .drift import Space, compare_spaces, summary, watch_neighbours
 from .errors import GateFailedError, UsageError
-from .evaluation import evaluate_vectors
 from .locking import store_lock
 from .manifest import Manifest, VersionMeta
 from .quality_settings import Gate
 from .store import Store
 from .uris import redact
-from .vectors_io import counts_of, load_vectors
+
+if TYPE_CHECKING:
+    from .drift import Space
+
+# drift, evaluation and vectors_io pull in gensim and scipy (about a second): they are
+# imported inside the functions that score or compare, so a no-op cron run never pays.
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +66,10 @@ def preflight(config: Config) -> None:
 
 def assess(store: Store, config: Config, model: Any, fields: dict[str, Any]) -> Assessment:
     """Scores, watch neighbours, drift and gate verdict of a version about to be committed."""
+    from .drift import watch_neighbours
+    from .evaluation import evaluate_vectors
+    from .vectors_io import counts_of
+
     started = time.perf_counter()
     kv = model.wv
     counts = counts_of(kv)
@@ -91,6 +98,9 @@ def _reference_scores(
     store: Store, config: Config, parent: str, scores: dict[str, Any]
 ) -> dict[str, Any]:
     """The parent's scores, re-measured if it was scored differently (e.g. another set)."""
+    from .evaluation import evaluate_vectors
+    from .vectors_io import counts_of
+
     recorded: dict[str, Any] = store.read_meta(parent).scores
 
     def same(a: Any, b: Any) -> bool:
@@ -109,6 +119,8 @@ def _reference_scores(
 def _drift_record(
     store: Store, config: Config, kv: Any, counts: dict[str, int] | None, parent: str, kind: str
 ) -> dict[str, Any]:
+    from .drift import Space, compare_spaces, summary
+
     new = Space(kv, counts, config.drift.neighbour_vocab)
     record: dict[str, Any] = {}
     parent_space = _space_of(store, parent, config)
@@ -130,6 +142,9 @@ def _drift_record(
 
 
 def _space_of(store: Store, version: str, config: Config) -> Space:
+    from .drift import Space
+    from .vectors_io import counts_of
+
     model = store.load_model(version, mmap="r")
     return Space(model.wv, counts_of(model.wv), config.drift.neighbour_vocab)
 
@@ -325,6 +340,7 @@ class Side:
 def load_side(config: Config, ref: str) -> Side:
     """A store version (``v0003``, ``3``) or any file ``vectors_io.load_vectors`` accepts."""
     from .lineage import resolve_version
+    from .vectors_io import counts_of, load_vectors
 
     if _VERSION_REF.match(ref) and not Path(ref).exists():
         store = Store.open(config.store_path, create=False)
@@ -340,7 +356,9 @@ def load_side(config: Config, ref: str) -> Side:
 
 def evaluate(config: Config, version: str | None = None) -> dict[str, Any]:
     """Scores of a version (default current) computed now with the config's sets."""
+    from .evaluation import evaluate_vectors
     from .lineage import resolve_version
+    from .vectors_io import counts_of
 
     store = Store.open(config.store_path, create=False)
     name = resolve_version(store, version_name(version) if version else None)
@@ -360,6 +378,9 @@ def compare(config: Config, ref_a: str, ref_b: str) -> dict[str, Any]:
 
 
 def compare_sides(config: Config, a: Side, b: Side) -> dict[str, Any]:
+    from .drift import Space, compare_spaces
+    from .evaluation import evaluate_vectors
+
     sa = a.scores or evaluate_vectors(a.kv, a.counts, config.evaluation, config.base_dir)
     sb = b.scores or evaluate_vectors(b.kv, b.counts, config.evaluation, config.base_dir)
     scores = {

@@ -57,6 +57,7 @@ def reader_for(fmt: BaseModel) -> Reader:
 
 
 _BINARY_SNIFF = 8192
+MAX_LINE_BYTES = 64 << 20
 
 
 def decoded_lines(
@@ -70,13 +71,22 @@ def decoded_lines(
     """
     decoder = codecs.getincrementaldecoder("utf-8")("strict")
     offset = 0
-    for number, raw in enumerate(stream, start=1):
+    # A line is read with a cap: a file without newlines (binary, or one huge
+    # record) must fail, not be read whole into memory.
+    lines = iter(lambda: stream.readline(MAX_LINE_BYTES + 1), b"")
+    for number, raw in enumerate(lines, start=1):
         if offset < _BINARY_SNIFF and b"\x00" in raw:
             at = offset + raw.index(b"\x00")
             raise DataError(
                 f"corpus {redact(uri)} looks binary (NUL byte on line {number}, "
                 f"byte offset {at})",
                 hint="point the queue at text files, or name the right 'format' for this entry",
+            )
+        if len(raw) > MAX_LINE_BYTES:
+            raise DataError(
+                f"corpus {redact(uri)} has a line longer than {MAX_LINE_BYTES >> 20} MiB "
+                f"(line {number}, byte offset {offset}): not one text per line",
+                hint="check the file and its 'format' (a dump needs its XML format, not text)",
             )
         try:
             text = decoder.decode(raw)

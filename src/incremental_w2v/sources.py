@@ -19,9 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-import smart_open
-from smart_open.compression import compression_wrapper
-
 from .errors import ConfigError, DataError, IncW2VError, InputMissingError, StoreIOError
 from .uris import is_remote, redact, resolve_local, scheme_of, scrub
 
@@ -137,6 +134,9 @@ def open_source(
     A ``.7z`` archive yields one member: ``archive_member``, else its only
     file, else its ``Posts.xml`` (see ``sevenzip``).
     """
+    import smart_open  # not at import time: a no-op run only stats its sources
+    from smart_open.compression import compression_wrapper
+
     options = options or SourceOptions()
     local = resolve_local(uri, base_dir)
     target = str(local) if local is not None else uri

@@ -11,8 +11,6 @@ import re
 from collections.abc import Callable
 from typing import Literal
 
-from gensim.utils import deaccent as gensim_deaccent
-from gensim.utils import simple_preprocess
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 Tokenizer = Callable[[str], list[str]]
@@ -57,6 +55,10 @@ class TokenizeSettings(BaseModel):
 
 def make_tokenizer(settings: TokenizeSettings) -> Tokenizer:
     """A picklable-by-settings function from text to tokens."""
+    # Imported here: config loading (and a no-op run) must not pay for importing gensim.
+    from gensim.utils import deaccent as gensim_deaccent
+    from gensim.utils import simple_preprocess
+
     lo, hi = settings.min_len, settings.max_len
 
     if settings.mode == "simple":

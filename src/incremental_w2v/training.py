@@ -27,15 +27,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from gensim.models import FastText, Word2Vec
-from gensim.utils import RULE_KEEP
 
 from .config import FASTTEXT_ONLY, ModelParams, UpdateSettings
 from .errors import ConfigError, DataError
 from .ledger import Ledger
+
+if TYPE_CHECKING:  # gensim (with scipy) costs ~0.6 s to import: only when training
+    from gensim.models import Word2Vec
 
 logger = logging.getLogger(__name__)
 
@@ -72,9 +73,15 @@ class TrainReport:
         }
 
 
+def _is_fasttext(model: Any) -> bool:
+    from gensim.models import FastText  # loaded already whenever a model exists
+
+    return isinstance(model, FastText)
+
+
 def check_trainable(model: Any, source: str) -> None:
     """Refuse models gensim cannot update correctly, with the reason."""
-    from gensim.models import Doc2Vec, KeyedVectors
+    from gensim.models import Doc2Vec, KeyedVectors, Word2Vec
 
     if isinstance(model, KeyedVectors):
         raise ConfigError(
@@ -120,7 +127,7 @@ def check_arrays(model: Word2Vec, source: str) -> None:
     counts = model.wv.expandos.get("count")
     if counts is not None:
         lengths["counts"] = len(counts)
-    if isinstance(model, FastText):
+    if _is_fasttext(model):
         lengths["wv.vectors_vocab"] = model.wv.vectors_vocab.shape[0]
         vlockf = getattr(model.wv, "vectors_vocab_lockf", None)
         if vlockf is not None and len(vlockf) not in (1, n):
@@ -134,6 +141,8 @@ def check_arrays(model: Word2Vec, source: str) -> None:
 
 
 def new_model(params: ModelParams) -> Word2Vec:
+    from gensim.models import FastText, Word2Vec
+
     if params.type == "fasttext":
         return FastText(**params.gensim_kwargs())
     return Word2Vec(**params.gensim_kwargs())
@@ -237,7 +246,7 @@ def freeze_old_words(model: Word2Vec, count: int) -> Iterator[None]:
     """
     wv = model.wv
     names = ["vectors_lockf"]
-    if isinstance(model, FastText):
+    if _is_fasttext(model):
         names = ["vectors_vocab_lockf", "vectors_ngrams_lockf"]
     saved = {name: getattr(wv, name) for name in names}
     try:
@@ -311,6 +320,8 @@ def sample_ints(counts: np.ndarray, sample: float) -> np.ndarray:
 
 
 def _keep_all(word: str, count: int, min_count: int) -> int:
+    from gensim.utils import RULE_KEEP
+
     return int(RULE_KEEP)
 
 
@@ -325,6 +336,7 @@ def _train(
 ) -> None:
     # An update restarts the schedule on purpose; gensim would warn that alpha went up.
     model.min_alpha_yet_reached = start_alpha
+    wall, cpu = time.perf_counter(), time.process_time()
     model.train(
         corpus_file=str(workfile),
         total_examples=sentences,
@@ -332,6 +344,12 @@ def _train(
         epochs=epochs,
         start_alpha=start_alpha,
         end_alpha=end_alpha,
+    )
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    # corpus_file mode trains without the GIL: cores used should be close to model.workers.
+    logger.info(
+        "trained %d epochs on %d tokens in %.2fs: %.0f words/s, %.2f cores busy",
+        epochs, tokens, wall, tokens * epochs / max(wall, 1e-9), cpu / max(wall, 1e-9),
     )
 
 
@@ -357,11 +375,11 @@ def structural_mismatch(recorded: dict[str, Any], params: ModelParams) -> list[s
 def params_of_model(model: Word2Vec) -> dict[str, Any]:
     """The hyper-parameters of an existing gensim model, in config terms."""
     extra: dict[str, Any] = {}
-    if isinstance(model, FastText):
+    if _is_fasttext(model):
         extra = {"min_n": int(model.wv.min_n), "max_n": int(model.wv.max_n),
                  "bucket": int(model.wv.bucket)}
     return {
-        "type": "fasttext" if isinstance(model, FastText) else "word2vec",
+        "type": "fasttext" if _is_fasttext(model) else "word2vec",
         **extra,
         "vector_size": int(model.vector_size),
         "window": int(model.window),

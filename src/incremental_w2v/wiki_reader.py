@@ -14,7 +14,6 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from typing import IO, Literal
 
-from gensim.corpora.wikicorpus import IGNORED_NAMESPACES, filter_wiki
 from pydantic import BaseModel, ConfigDict, Field
 
 from .reader_registry import ReadStats, register
@@ -40,7 +39,6 @@ _HEADING = re.compile(r"^[ \t]*=+[ \t]*(.*?)[ \t]*=+[ \t]*$", re.MULTILINE)
 _PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
 _WORD = re.compile(r"\w")
 _EMPHASIS = re.compile(r"'{2,}")  # ''italic'' and '''bold''' survive filter_wiki
-_IGNORED_PREFIXES = frozenset(IGNORED_NAMESPACES)
 
 
 def _page_fields(page: ET.Element) -> tuple[str, int | None, bool, str]:
@@ -74,11 +72,15 @@ def read_wikipedia(
     stream: IO[bytes], uri: str, fmt: BaseModel, encoding_errors: str, stats: ReadStats
 ) -> Iterator[str]:
     assert isinstance(fmt, WikipediaFormat)
+    # Imported here: importing gensim.corpora costs ~0.6 s, which every command would pay.
+    from gensim.corpora.wikicorpus import IGNORED_NAMESPACES, filter_wiki
+
+    ignored_prefixes = frozenset(IGNORED_NAMESPACES)
     wanted = set(fmt.namespaces)
     for page in iter_records(stream, uri, encoding_errors, stats, record="page", root="mediawiki"):
         title, ns, redirect, text = _page_fields(page)
         if ns is None:
-            ns = -1 if title.split(":", 1)[0] in _IGNORED_PREFIXES and ":" in title else 0
+            ns = -1 if title.split(":", 1)[0] in ignored_prefixes and ":" in title else 0
         if ns not in wanted:
             stats.note("other_namespaces")
             continue
