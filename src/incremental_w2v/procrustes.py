@@ -27,12 +27,7 @@ def orthogonal_map(source: Matrix, target: Matrix, center: bool = False) -> Matr
     Vectors are unit-normalised first (and mean-centred if ``center``), as
     cosine is what users compare; apply W to unit rows of the source space.
     """
-    if source.shape != target.shape:
-        raise ValueError(f"paired matrices differ in shape: {source.shape} vs {target.shape}")
-    a, b = unit_rows(source), unit_rows(target)
-    if center:
-        a = unit_rows(a - a.mean(axis=0))
-        b = unit_rows(b - b.mean(axis=0))
+    a, b = _prepared(source, target, center)
     w, _ = orthogonal_procrustes(a, b)
     return np.asarray(w, dtype=np.float64)
 
@@ -45,11 +40,17 @@ def least_squares_map(source: Matrix, target: Matrix, center: bool = False) -> M
     not orthogonal, so cosines between mapped vectors differ from the source's.
     ``center`` prepares the rows as ``orthogonal_map`` does.
     """
+    a, b = _prepared(source, target, center)
+    w = np.linalg.lstsq(a, b, rcond=-1)[0]
+    return np.asarray(w, dtype=np.float64)
+
+
+def _prepared(source: Matrix, target: Matrix, center: bool) -> tuple[Matrix, Matrix]:
+    """Paired rows, unit-normalised (and mean-centred then re-normalised if ``center``)."""
     if source.shape != target.shape:
         raise ValueError(f"paired matrices differ in shape: {source.shape} vs {target.shape}")
     a, b = unit_rows(source), unit_rows(target)
     if center:
         a = unit_rows(a - a.mean(axis=0))
         b = unit_rows(b - b.mean(axis=0))
-    w = np.linalg.lstsq(a, b, rcond=-1)[0]
-    return np.asarray(w, dtype=np.float64)
+    return a, b
