@@ -275,7 +275,8 @@ def test_compare_versions_and_files(
     assert rotated.code == 0, rotated.err
     info = rotated.json()
     assert info["cosine"]["median"] == pytest.approx(1.0, abs=1e-3)
-    assert info["overlap"]["mean"] == 1.0
+    # float32 rounding of the rotated vectors can swap two neighbours whose cosines tie.
+    assert info["overlap"]["mean"] == pytest.approx(1.0, abs=5e-3)
     assert cli("compare", config, "v0003", tmp_path / "nope.kv").code == 66
     # CONFIG@VERSION names a version of any store.
     other = cli("compare", config, f"{config}@v0001", "v0003", "--json")
