@@ -46,6 +46,20 @@ def _pyplot() -> Any:
     return plt
 
 
+
+def _drift_plot(plt: Any, x: list[int], names: list[str], rows: list[tuple[int, dict[str, Any]]],
+                labels: tuple[str, str], title: str) -> str:
+    """Drift and 1 - neighbour overlap of the versions in ``rows``, as an embedded PNG."""
+    fig, ax = plt.subplots(figsize=(9, 3))
+    xs = [i for i, _ in rows]
+    ax.plot(xs, [d.get("drift") for _, d in rows], marker="o", label=labels[0])
+    ax.plot(xs, [1 - (d.get("overlap", {}).get("mean") or 0) for _, d in rows],
+            marker="s", label=labels[1])
+    ax.set_xticks(x, names, rotation=45, fontsize=8)
+    ax.legend(fontsize=8)
+    ax.set_title(title)
+    return _png(fig)
+
 def _png(fig: Any) -> str:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
@@ -109,30 +123,16 @@ def build_report(config: Config) -> tuple[str, dict[str, Any]]:
     drift_rows = [(i, d) for i, m in enumerate(metas)
                   if isinstance(d := m.drift.get("parent"), dict)]
     if drift_rows:
-        fig, ax = plt.subplots(figsize=(9, 3))
-        xs = [i for i, _ in drift_rows]
-        ax.plot(xs, [d.get("drift") for _, d in drift_rows], marker="o",
-                label="drift: 1 - median aligned cosine")
-        ax.plot(xs, [1 - (d.get("overlap", {}).get("mean") or 0) for _, d in drift_rows],
-                marker="s", label="1 - neighbour overlap@k")
-        ax.set_xticks(x, names, rotation=45, fontsize=8)
-        ax.legend(fontsize=8)
-        ax.set_title("drift of each version against its parent")
-        plots.append(("Drift per update", "drift per update", _png(fig)))
-
-    gaps = [(i, _gap(m)) for i, m in enumerate(metas)]
-    gaps_known = [(i, g) for i, g in gaps if g is not None]
+        plots.append(("Drift per update", "drift per update", _drift_plot(
+            plt, x, names, drift_rows, ("drift: 1 - median aligned cosine",
+                                        "1 - neighbour overlap@k"),
+            "drift of each version against its parent")))
+    gaps_known = [(i, g) for i, m in enumerate(metas) if (g := _gap(m)) is not None]
     if gaps_known:
-        fig, ax = plt.subplots(figsize=(9, 3))
-        xs = [i for i, _ in gaps_known]
-        ax.plot(xs, [g.get("drift") for _, g in gaps_known], marker="o",
-                label="drift against the last rebuild")
-        ax.plot(xs, [1 - (g.get("overlap", {}).get("mean") or 0) for _, g in gaps_known],
-                marker="s", label="1 - neighbour overlap@k with it")
-        ax.set_xticks(x, names, rotation=45, fontsize=8)
-        ax.legend(fontsize=8)
-        ax.set_title("gap to the last rebuild (at a rebuild: the incremental version it replaced)")
-        plots.append(("Gap to the last rebuild", "gap to the last rebuild", _png(fig)))
+        plots.append(("Gap to the last rebuild", "gap to the last rebuild", _drift_plot(
+            plt, x, names, gaps_known, ("drift against the last rebuild",
+                                        "1 - neighbour overlap@k with it"),
+            "gap to the last rebuild (at a rebuild: the incremental version it replaced)")))
     plt.close("all")
 
     parts = [
