@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 
 import pytest
 from gensim.test.utils import datapath
-from gensim.utils import simple_preprocess
+from gensim.utils import PAT_ALPHABETIC, simple_preprocess
+from gensim.utils import tokenize as gensim_tokenize
 from pydantic import ValidationError
 
-from incremental_w2v.tokenizers import TokenizeSettings, make_tokenizer
+from incremental_w2v.tokenizers import ALPHABETIC, TokenizeSettings, make_tokenizer
 
 
 @pytest.fixture(scope="module")
@@ -22,10 +25,60 @@ def tok(text: str, **settings: object) -> list[str]:
     return make_tokenizer(TokenizeSettings.model_validate(settings))(text)
 
 
-def test_simple_is_gensims_simple_preprocess(lee: list[str]) -> None:
-    tokenize = make_tokenizer(TokenizeSettings())
-    for line in lee:
-        assert tokenize(line) == simple_preprocess(line)
+def test_alphabetic_class_is_gensims_pattern_on_every_code_point() -> None:
+    # The fast class must accept exactly the characters gensim's lookahead pattern does.
+    chars = "".join(chr(c) for c in range(sys.maxunicode + 1) if not 0xD800 <= c <= 0xDFFF)
+    gensim_runs = [m.group() for m in PAT_ALPHABETIC.finditer(chars)]
+    assert ALPHABETIC.findall(chars) == gensim_runs
+    assert len(gensim_runs) > 500  # the set is split into many runs by digits and symbols
+
+
+# Digits of other scripts (Arabic-Indic, Devanagari, fullwidth), superscripts and
+# fractions (\w but not \d), underscores, combining marks, letters with special
+# lower-casing (Turkish dotted I, final sigma, German sharp s), tokens just over and
+# under the length limits, CJK, emoji.
+AWKWARD = [
+    "abc\u0661\u0662def x\u0967y \uff11\uff12ab \u00b2\u00bdhalf \u2167roman",
+    "_under __init__ a_b snake_case_name _x x_",
+    "cafe\u0301 nai\u0308ve \u0130STANBUL \u039f\u0394\u039f\u03a3 STRASSE stra\u00dfe",
+    "abcdefghijklmno abcdefghijklmnop a b ab \u6771\u4eac\u90fd \U0001F600smile",
+    "x86_64 ARM64v8 3d 2nd 10th \u00e9t\u00e9 \u0152uvre",
+]
+
+
+@pytest.mark.parametrize("deacc", [False, True])
+@pytest.mark.parametrize("bounds", [(2, 15), (1, 100), (3, 5)])
+def test_simple_is_gensims_simple_preprocess(lee: list[str], deacc: bool,
+                                            bounds: tuple[int, int]) -> None:
+    lo, hi = bounds
+    tokenize = make_tokenizer(TokenizeSettings(deaccent=deacc, min_len=lo, max_len=hi))
+    seen = 0
+    for line in [*lee, *AWKWARD]:
+        expected = simple_preprocess(line, deacc=deacc, min_len=lo, max_len=hi)
+        assert tokenize(line) == expected, line
+        seen += len(expected)
+    assert seen > 1000
+
+
+@pytest.mark.parametrize("deacc", [False, True])
+def test_simple_cased_is_gensims_tokenize(lee: list[str], deacc: bool) -> None:
+    tokenize = make_tokenizer(TokenizeSettings(lowercase=False, deaccent=deacc))
+    for line in [*lee, *AWKWARD]:
+        expected = [t for t in gensim_tokenize(line, lower=False, deacc=deacc)
+                    if 2 <= len(t) <= 15 and not t.startswith("_")]
+        assert tokenize(line) == expected, line
+
+
+def test_making_a_tokenizer_does_not_import_gensim() -> None:
+    # The pass runs while gensim is imported in the background: it must not need it.
+    code = ("import sys; from incremental_w2v.tokenizers import TokenizeSettings, "
+            "make_tokenizer\n"
+            "for mode in ('simple', 'whitespace'):\n"
+            "    make_tokenizer(TokenizeSettings(mode=mode))('Some text here')\n"
+            "assert not [m for m in sys.modules if m.startswith('gensim')], 'gensim imported'\n"
+            "make_tokenizer(TokenizeSettings(deaccent=True))\n"
+            "assert 'gensim.utils' in sys.modules\n")
+    subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def test_simple_keeps_case_when_asked() -> None:

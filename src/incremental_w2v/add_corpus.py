@@ -19,7 +19,7 @@ from . import __version__, quality
 from .config import Config
 from .corpus import Corpus, PassResult, stream_once
 from .corpus import require_tokens as _require_tokens
-from .diskspace import ensure_room, folder_bytes
+from .diskspace import ensure_room, expansion, folder_bytes
 from .errors import ConfigError, InputMissingError
 from .fsutil import os_error, sha256_file
 from .ledger import Ledger
@@ -208,11 +208,12 @@ def _read_into(
         with open(workfile, "w", encoding="utf-8", newline="\n") as out:
             for item in items:
                 logger.info("reading %s (%s)", item.spec.name, redact(item.spec.uri))
+                # A pipe's size (0) says nothing; a compressed file's says a quarter of it.
+                size = item.stat.size if item.stat.rereadable else None
+                text_size = None if size is None else int(size * expansion(item.spec.uri))
                 result = stream_once(
                     Corpus(item.spec, config.base_dir, options), out, item.stat.size,
-                    choose_processes(item.spec.tokenize,  # a pipe's size (0) says nothing
-                                     item.stat.size if item.stat.rereadable else None,
-                                     config.model.workers),
+                    choose_processes(item.spec.tokenize, text_size, config.model.workers),
                 )
                 _require_tokens(item.spec, result)
                 records.append(_record(item, result, version))

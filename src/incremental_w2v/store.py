@@ -187,12 +187,15 @@ class Store:
         """
         from gensim.models import FastText, Word2Vec
 
+        from .cum_table import vectorised_cum_table
+
         meta = self.verify(version)
         # Defence in depth: whoever can rewrite meta.json can make a hash match.
         check_pickle(self.version_dir(version) / MODEL)
         cls = FastText if meta.params.get("type") == "fasttext" else Word2Vec
         try:
-            return cls.load(str(self.version_dir(version) / MODEL), mmap=mmap)
+            with vectorised_cum_table():  # gensim rebuilds the table at every load
+                return cls.load(str(self.version_dir(version) / MODEL), mmap=mmap)
         except OSError as exc:
             raise os_error(exc, f"loading version {version}") from None
 

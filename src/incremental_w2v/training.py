@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .config import FASTTEXT_ONLY, ModelParams, UpdateSettings
+from .cum_table import cum_table, vectorised_cum_table
 from .errors import ConfigError, DataError
 from .ledger import Ledger
 
@@ -160,7 +161,8 @@ def train_base(
     """A model trained from scratch on the working file, vocabulary from the ledger."""
     started = time.perf_counter()
     model = new_model(params)
-    model.build_vocab_from_freq(dict(ledger.counts), corpus_count=sentences)
+    with vectorised_cum_table():
+        model.build_vocab_from_freq(dict(ledger.counts), corpus_count=sentences)
     if len(model.wv) == 0:
         raise DataError(
             f"no word reaches min_count={params.min_count} in the base corpus",
@@ -201,12 +203,13 @@ def apply_update(
     old_size = len(model.wv)
     new_words = admit_new_words(model, ledger, params)
     if new_words:
-        model.build_vocab_from_freq(
-            {w: ledger.counts[w] for w in new_words},
-            corpus_count=corpus_sentences if corpus_sentences is not None else sentences,
-            update=True,
-            trim_rule=_keep_all,
-        )
+        with vectorised_cum_table():
+            model.build_vocab_from_freq(
+                {w: ledger.counts[w] for w in new_words},
+                corpus_count=corpus_sentences if corpus_sentences is not None else sentences,
+                update=True,
+                trim_rule=_keep_all,
+            )
     reconcile_vocab(model, ledger, params)
     epochs = update.epochs or params.epochs
     model.workers = params.gensim_kwargs()["workers"]
@@ -290,7 +293,7 @@ def reconcile_vocab(model: Word2Vec, ledger: Ledger, params: ModelParams) -> Non
     wv.allocate_vecattrs(attrs=["count", "sample_int"], types=[np.int64, np.uint32])
     wv.expandos["count"][:] = counts
     wv.expandos["sample_int"][:] = sample_ints(counts, params.sample)
-    model.make_cum_table()
+    model.cum_table = cum_table(counts, model.ns_exponent)
     for name in ("vectors_lockf", "vectors_vocab_lockf"):
         lockf = getattr(wv, name, None)
         if lockf is not None and len(lockf) not in (1, len(wv)):
