@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from . import __version__, quality
+from .background import Background
 from .config import Config
 from .corpus import Corpus, PassResult, stream_once
 from .corpus import require_tokens as _require_tokens
@@ -96,16 +99,13 @@ def add_corpus(
         if current is None:
             current = create_base(store, config, plan.base)
             result.applied.append(_applied(current))
-        model: Any = None
-        ledger: Ledger | None = None
-        replay: ReplayBuffer | None = None
+        parent: Background[Parent] | None = None
         for item in plan.pending:
-            if model is None or ledger is None or replay is None:
-                model = store.load_model(current.version)
-                check_trainable(model, f"version {current.version}")
-                ledger = store.load_ledger(current.version)
-                replay = load_replay(store, config, current.version)
-            meta = apply_one(store, config, current, model, ledger, item, replay)
+            if parent is None:
+                # Loaded (and gensim imported) while the first pass reads its corpus.
+                parent = Background(partial(load_parent, store, config, current.version),
+                                    "load-parent")
+            meta = apply_one(store, config, current, parent, item)
             result.applied.append(_applied(meta))
             if not meta.gate.get("passed", True):
                 # Later corpora wait: they must not be trained on top of a refused version.
@@ -196,9 +196,15 @@ def _record(item: PendingCorpus, result: PassResult, version: str) -> CorpusReco
 
 
 def _read_into(
-    store: Store, config: Config, items: list[PendingCorpus], workfile: Path, version: str
+    store: Store, config: Config, items: list[PendingCorpus], workfile: Path, version: str,
+    on_started: Callable[[], None] | None = None,
 ) -> tuple[list[CorpusRecord], list[PassResult]]:
-    """One streaming pass over each corpus, appending to ``workfile``."""
+    """One streaming pass over each corpus, appending to ``workfile``.
+
+    ``on_started``: see :func:`stream_once` (only for a single corpus: each
+    pass forks its own workers).
+    """
+    assert on_started is None or len(items) == 1
     records, results = [], []
     options = source_options(config)
     current = store.read_manifest().current
@@ -214,6 +220,7 @@ def _read_into(
                 result = stream_once(
                     Corpus(item.spec, config.base_dir, options), out, item.stat.size,
                     choose_processes(item.spec.tokenize, text_size, config.model.workers),
+                    on_started=on_started,
                 )
                 _require_tokens(item.spec, result)
                 records.append(_record(item, result, version))
@@ -223,6 +230,21 @@ def _read_into(
             raise os_error(exc, "writing the working file") from None
         raise
     return records, results
+
+
+@dataclass
+class Parent:
+    """The version an update trains on, in memory (the next update continues from it)."""
+
+    model: Any
+    ledger: Ledger
+    replay: ReplayBuffer
+
+
+def load_parent(store: Store, config: Config, version: str) -> Parent:
+    model = store.load_model(version)
+    check_trainable(model, f"version {version}")
+    return Parent(model, store.load_ledger(version), load_replay(store, config, version))
 
 
 def load_replay(store: Store, config: Config, version: str) -> ReplayBuffer:
@@ -364,17 +386,25 @@ def apply_one(
     store: Store,
     config: Config,
     current: VersionMeta,
-    model: Any,
-    ledger: Ledger,
+    parent: Background[Parent],
     item: PendingCorpus,
-    replay: ReplayBuffer | None = None,
 ) -> VersionMeta:
+    """Apply one corpus to ``current``; ``parent`` is started once the pass has forked."""
     version = store.read_manifest().next_version(set())
     notes: list[str] = []
     with store.workdir() as work, store.staging() as staging:
         workfile = work / "corpus.txt"
         t0 = time.perf_counter()
-        records, results = _read_into(store, config, [item], workfile, version)
+        try:
+            records, results = _read_into(store, config, [item], workfile, version,
+                                          on_started=parent.start)
+        except Exception:
+            parent.wait()  # nothing may still read the store once its lock is released
+            raise
+        t_read = time.perf_counter()
+        loaded = parent.result()
+        model, ledger, replay = loaded.model, loaded.ledger, loaded.replay
+        waited = time.perf_counter() - t_read
         res = results[0]
         ledger.add(res.counts, res.sentences)
         t1 = time.perf_counter()
@@ -415,7 +445,9 @@ def apply_one(
                     "rehearsal": rehearsal,
                     "ledger_pruned": pruned,
                 },
-                "timings": {"read": t1 - t0, "replay": t2 - t1, "train": t3 - t2},
+                # "load": waiting for the parent after the pass (it loads during it).
+                "timings": {"read": t1 - t0 - waited, "load": waited, "replay": t2 - t1,
+                            "train": t3 - t2},
                 "notes": notes,
             },
             replay=replay,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -83,12 +83,16 @@ def stream_once(
     size_hint: int | None = None,
     processes: int | None = None,
     batch_chars: int = BATCH_CHARS,
+    on_started: Callable[[], None] | None = None,
 ) -> PassResult:
     """Read ``corpus`` once; count tokens and append its sentences to ``workfile``.
 
     ``processes``: tokenise in that many worker processes (0: inline; None:
     as many as pay, see ``tokenize_pool.choose_processes``), ``batch_chars``
     of raw text per batch. The result is the same either way, byte for byte.
+    ``on_started`` is called once the pass will fork no more processes (at
+    once when tokenising inline; not at all for an empty corpus in a pool), so
+    that other threads may then start.
 
     Raises DataError (and writes nothing further) on bad data; the caller
     owns the working file and removes it on failure.
@@ -112,7 +116,7 @@ def stream_once(
             # closing(): on an error (e.g. a full disk) the pool stops here and now,
             # whatever still refers to the generator.
             with closing(tokenized_batches(records, spec.tokenize, processes,
-                                           batch_chars)) as batches:
+                                           batch_chars, on_started)) as batches:
                 for batch in batches:
                     result.sentences += batch.sentences
                     result.tokens += batch.tokens
@@ -121,6 +125,8 @@ def stream_once(
                         write(batch.text)
                     progress.update(src.raw.bytes_read - last)
                     last = src.raw.bytes_read
+        if processes <= 0 and on_started is not None:
+            on_started()
         for text in records if processes <= 0 else ():
             tokens = tokenize(text)
             if not tokens:

@@ -16,7 +16,7 @@ import os
 import signal
 import sys
 from collections import Counter, deque
-from collections.abc import Generator, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 
@@ -80,9 +80,13 @@ def tokenize_batch(tokenize: Tokenizer, texts: list[str]) -> Batch:
 
 def tokenized_batches(
     texts: Iterable[str], settings: TokenizeSettings, processes: int,
-    batch_chars: int = BATCH_CHARS,
+    batch_chars: int = BATCH_CHARS, on_started: Callable[[], None] | None = None,
 ) -> Generator[Batch, None, None]:
-    """``texts`` tokenised by ``processes`` worker processes, batch by batch, in order."""
+    """``texts`` tokenised by ``processes`` worker processes, batch by batch, in order.
+
+    ``on_started`` is called once every worker has been forked (with the first
+    batch: a fork-context pool starts all its processes then, and never again).
+    """
     context = _context()
     pool = ProcessPoolExecutor(
         max_workers=processes, mp_context=context,
@@ -92,6 +96,9 @@ def tokenized_batches(
     try:
         for chunk in _chunks(texts, batch_chars):
             in_flight.append(pool.submit(_work, chunk))
+            if on_started is not None:
+                on_started()
+                on_started = None
             if len(in_flight) >= 2 * processes:
                 yield in_flight.popleft().result()
         while in_flight:

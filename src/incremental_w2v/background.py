@@ -1,0 +1,67 @@
+"""Work that runs in a thread while the streaming pass reads the corpus.
+
+An update loads the current version (checking its hashes, importing gensim,
+unpickling) while its pass reads, tokenises and writes the new corpus; the
+two need nothing from each other until training starts. The thread is
+started only once the pass has forked its tokenising workers (``start`` is
+handed to the pass as its ``started`` callback): a process forked while
+another thread holds an import or allocator lock can deadlock.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class Background(Generic[T]):
+    """``fn`` run in a thread from :meth:`start` on; :meth:`result` waits for it."""
+
+    def __init__(self, fn: Callable[[], T], name: str) -> None:
+        self._fn = fn
+        self._thread: threading.Thread | None = None
+        self._value: T | None = None
+        self._error: BaseException | None = None
+        self._done = False
+        self._name = name
+
+    @classmethod
+    def ready(cls, value: T) -> Background[T]:
+        """An already finished job (the in-memory model of the previous update)."""
+        job = cls(lambda: value, "ready")
+        job._value, job._done = value, True
+        return job
+
+    def start(self) -> None:
+        """Start the thread; calling it again does nothing."""
+        if self._done or self._thread is not None:
+            return
+        # A daemon, so that Ctrl-C during the pass does not wait for a large model to load.
+        self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self._value = self._fn()
+        except BaseException as exc:  # handed to result(), in the caller's thread
+            self._error = exc
+
+    def wait(self) -> None:
+        """Let a started job finish (its result and error are kept for :meth:`result`)."""
+        if self._thread is not None:
+            self._thread.join()
+
+    def result(self) -> T:
+        """The value, computing it here if the job was never started; re-raises its error."""
+        if not self._done:
+            if self._thread is None:
+                self._run()
+            else:
+                self._thread.join()
+            self._done = True
+        if self._error is not None:
+            raise self._error
+        return self._value  # type: ignore[return-value]
