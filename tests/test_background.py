@@ -112,7 +112,7 @@ def test_a_failed_pass_waits_for_the_loader(tmp_path: Path, cli: Callable[..., R
         base: {{model: {tmp_path / 'big.model'}}}
         """)
     assert cli("add-corpus", config).code == 0
-    bad = big_gz(tmp_path, "bad.txt.gz")
+    bad = big_gz(tmp_path, "bad.txt.gz", repeat=24)  # several batches
     raw = gzip.decompress(bad.read_bytes())
     cut = 3 * BATCH_CHARS // 2  # after the first batch: the pool has started, and the loader
     bad.write_bytes(gzip.compress(raw[:cut] + b"\xff\xfe" + raw[cut:], 1))

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -51,3 +53,25 @@ def test_python_dash_m_and_version() -> None:
     result = run_subprocess("--version")
     assert result.returncode == 0
     assert result.stdout.startswith("incw2v ")
+
+
+def test_a_process_that_loaded_gensim_still_flushes_everything_and_keeps_its_code(
+    tmp_path: Path, corpora: dict[str, Path], make_config: Any
+) -> None:
+    # The CLI skips the interpreter's teardown once gensim is loaded: the JSON, the log
+    # file and the exit code must all be what a normal exit would give.
+    config = make_config(corpora["a"], [corpora["b"]], extra="log_file: run.log")
+    done = run_subprocess("add-corpus", config, "--json")
+    assert done.returncode == 0, done.stderr
+    assert [a["version"] for a in json.loads(done.stdout)["applied"]] == ["v0001", "v0002"]
+    assert "applied 2 corpus(es)" in (tmp_path / "run.log").read_text().splitlines()[-1]
+
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(corpora["c"].read_bytes()[:5000] + b"\xff\xfe broken\n")
+    failed = run_subprocess("add-corpus", config, bad)
+    assert failed.returncode == 65
+    assert "incw2v: error:" in failed.stderr and "bad.txt" in failed.stderr
+
+    scored = run_subprocess("evaluate", config, "--json")
+    assert scored.returncode == 0, scored.stderr
+    assert json.loads(scored.stdout)
