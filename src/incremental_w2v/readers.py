@@ -89,7 +89,11 @@ def decoded_lines(
                 hint="check the file and its 'format' (a dump needs its XML format, not text)",
             )
         try:
-            text = decoder.decode(raw)
+            # No UTF-8 sequence contains a newline byte, so a whole line decodes on its
+            # own (in C); only a last line without one goes through the incremental
+            # decoder, which keeps a character cut by the end of the file for the check
+            # below.
+            text = raw.decode("utf-8") if raw.endswith(b"\n") else decoder.decode(raw)
         except UnicodeDecodeError as exc:
             if encoding_errors != "replace":
                 raise DataError(
