@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import gzip
 import io
+import re
+import zlib
 from collections import Counter
-from collections.abc import Container, Iterable, Mapping
+from collections.abc import Container, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -83,19 +85,52 @@ class Ledger:
         counts: dict[str, int] = {}
         sentences = 0
         try:
-            with gzip.open(path, "rt", encoding="utf-8", newline="\n") as handle:
-                for number, line in enumerate(handle, start=1):
-                    word, _, n = line.rstrip("\n").rpartition("\t")
-                    if number == 1 and word == "#sentences":
-                        sentences = int(n)
-                        continue
-                    counts[word] = int(n)
-        except (OSError, EOFError, ValueError) as exc:
+            with gzip.open(path, "rb") as handle:
+                for number, text in enumerate(_line_blocks(handle)):
+                    if number == 0:
+                        first, _, rest = text.partition("\n")
+                        word, _, n = first.rpartition("\t")
+                        if word == "#sentences":
+                            sentences, text = int(n), rest
+                    counts.update(_rows(text))
+        except (OSError, EOFError, ValueError, zlib.error) as exc:
             raise DataError(
                 f"vocabulary ledger {path} is damaged: {exc}",
                 hint="roll back to an earlier version ('incw2v rollback'), whose ledger is intact",
             ) from None
         return cls(counts=counts, sentences=sentences)
+
+
+_NO_TAB = re.compile(r"^[^\t\n]*$", re.MULTILINE)
+
+
+def _rows(text: str) -> Iterable[tuple[str, int]]:
+    """``(word, count)`` of whole ``word TAB count`` lines (each ending in a newline).
+
+    Every update reads the whole ledger: when each line has exactly one tab
+    (always, for tokens), one split of the block does it without a tuple per
+    line; otherwise each line is split at its last tab, and a line without a
+    tab or count fails as it always did.
+    """
+    if text.count("\t") == text.count("\n") and not _NO_TAB.search(text, 0, len(text) - 1):
+        parts = text.replace("\t", "\n").split("\n")
+        parts.pop()
+        return zip(parts[0::2], map(int, parts[1::2]), strict=True)
+    rows = [line.rpartition("\t") for line in text.split("\n")[:-1]]
+    return ((word, int(n)) for word, _, n in rows)
+
+
+def _line_blocks(handle: gzip.GzipFile, size: int = 4 << 20) -> Iterator[str]:
+    """The file's text in blocks of whole lines (a last line gets its newline added)."""
+    rest = b""
+    while block := handle.read(size):
+        block = rest + block
+        cut = block.rfind(b"\n") + 1
+        rest = block[cut:]
+        if cut:  # no UTF-8 sequence contains a newline byte: each block decodes alone
+            yield block[:cut].decode("utf-8")
+    if rest:
+        yield rest.decode("utf-8") + "\n"
 
 
 @dataclass
