@@ -4,7 +4,7 @@ An update loads the current version (checking its hashes, importing gensim,
 unpickling) while its pass reads, tokenises and writes the new corpus; the
 two need nothing from each other until training starts. The thread is
 started only once the pass has forked its tokenising workers (``start`` is
-handed to the pass as its ``started`` callback): a process forked while
+handed to the pass as its ``on_started`` callback): a process forked while
 another thread holds an import or allocator lock can deadlock.
 """
 
@@ -27,13 +27,6 @@ class Background(Generic[T]):
         self._error: BaseException | None = None
         self._done = False
         self._name = name
-
-    @classmethod
-    def ready(cls, value: T) -> Background[T]:
-        """An already finished job (the in-memory model of the previous update)."""
-        job = cls(lambda: value, "ready")
-        job._value, job._done = value, True
-        return job
 
     def start(self) -> None:
         """Start the thread; calling it again does nothing."""

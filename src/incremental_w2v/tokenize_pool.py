@@ -27,7 +27,8 @@ from .tokenizers import Tokenizer, TokenizeSettings, make_tokenizer
 # slowly than its length: 4 MiB batches cut the parent's CPU in the pass by a
 # fifth against 1 MiB), small enough that the batches in flight cost tens of MB.
 BATCH_CHARS = 4 << 20
-# Below this many bytes of source a pool's start-up costs more than it saves.
+# Below this many bytes of text (a compressed source's estimated size) a pool's
+# start-up costs more than it saves.
 MIN_PARALLEL_BYTES = 4 << 20
 
 
