@@ -148,6 +148,9 @@ def test_rebuild_retrains_the_lineage_and_compares(
     assert cli("add-corpus", config, "--json").json()["applied"] == []  # nothing pending
     text = cli("rebuild", config)
     assert text.code == 0 and "rebuilt the lineage of v0004 from scratch as v0005" in text.out
+    lines = cli("history", config).out.splitlines()
+    assert lines[-1].rstrip().endswith("all 3 corpora of v0004"), lines[-1]  # not an empty "+"
+    assert lines[1].rstrip().endswith(f"+{corpora['b'].name}"), lines[1]
 
 
 def test_rebuild_needs_every_corpus_unchanged(

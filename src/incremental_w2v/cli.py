@@ -285,11 +285,17 @@ def _run(args: argparse.Namespace) -> int:
               + (f"; candidates awaiting review: {held}" if held else ""))
         return EX_OK
 
+    def what(row: dict[str, Any]) -> str:
+        if row["added"]:
+            return "+" + ", ".join(row["added"])
+        # A rebuild adds no corpus: it retrains on all of its parent's.
+        return f"all {len(row['corpora'])} corpora of {row['parent']}" if row["parent"] else ""
+
     def history() -> int:
         rows = lineage.history(config)
         lines = [
             f"{'*' if r['current'] else ' '} {r['version']}  {r['created_at']}  {r['kind']:<7} "
-            f"{r['status']:<9} vocab {r['vocab_size']:>8}  +{', '.join(r['added'])}"
+            f"{r['status']:<9} vocab {r['vocab_size']:>8}  {what(r)}"
             + "".join(f"  [{e['action']} {e['at']}]" for e in r.get("events", [])
                       if e["action"] in ("promote", "reject"))
             for r in rows
