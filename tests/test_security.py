@@ -197,7 +197,8 @@ def committed(tmp_path: Path, cli: Callable[..., Result]) -> Path:
     return folder
 
 
-@pytest.mark.parametrize("version", ["../../etc", "/etc/passwd", "v0001/../../x", "..", "v1"])
+@pytest.mark.parametrize("version", ["../../etc", "/etc/passwd", "v0001/../../x", "..", "v9",
+                                     "v0001x"])
 def test_version_names_from_the_command_line_stay_in_the_store(
     committed: Path, cli: Callable[..., Result], version: str
 ) -> None:

@@ -167,6 +167,28 @@ def test_rollback_makes_later_corpora_pending_again(
     assert cli("rollback", config, "v0099").code == 64
 
 
+def test_every_command_takes_a_version_as_v2_2_or_v0002(
+    tmp_path: Path, corpora: dict[str, Path], make_config: Callable[..., Path],
+    cli: Callable[..., Result],
+) -> None:
+    config = make_config(corpora["a"], [corpora["b"], corpora["c"]])
+    assert cli("add-corpus", config).code == 0
+    exported = []
+    for name in ("v2", "2", "v0002"):
+        out = tmp_path / f"export-{name}.txt"
+        result = cli("export", config, "--version", name, "--format", "word2vec-text",
+                     "--output", out)
+        assert result.code == 0, result.err
+        exported.append(out.read_bytes())
+        scored = cli("evaluate", config, "--version", name, "--json")
+        assert scored.code == 0 and scored.json()["version"] == "v0002", scored.err
+    assert exported[0] == exported[1] == exported[2]
+    assert cli("rollback", config, "v2").code == 0
+    assert cli("status", config, "--json").json()["current"] == "v0002"
+    assert cli("rollback", config, "3").code == 0
+    assert cli("status", config, "--json").json()["current"] == "v0003"
+
+
 def test_prune_never_deletes_current(
     corpora: dict[str, Path], make_config: Callable[..., Path], cli: Callable[..., Result]
 ) -> None:

@@ -105,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     command("status", "show the current version and the pending corpora", json_flag=True)
     command("history", "list every version with its lineage", json_flag=True)
     p = command("rollback", "make an older committed version current")
-    p.add_argument("version", metavar="VERSION", help="e.g. v0002")
+    p.add_argument("version", metavar="VERSION", help="e.g. v0002 (or v2, or 2)")
     p.add_argument("--wait", type=float, default=0.0, metavar="SECONDS")
     p = command("export", "write a version's vectors or model for use elsewhere")
     p.add_argument("--format", required=True,

@@ -17,7 +17,7 @@ from .config import Config, load_config
 from .errors import InputMissingError, OutputError, UsageError
 from .fsutil import fsync_file, os_error
 from .locking import store_lock
-from .manifest import Manifest, VersionMeta
+from .manifest import Manifest, VersionMeta, version_name
 from .pending import plan_run
 from .store import MODEL, Store
 
@@ -108,6 +108,7 @@ def _history_row(meta: VersionMeta, status: str, current: str | None) -> dict[st
 
 def rollback(config: Config, version: str, wait: float = 0.0) -> dict[str, Any]:
     """Make an older committed version current; what it had not applied becomes pending."""
+    version = version_name(version)
     store = _existing_store(config)
     with store_lock(store.root, "rollback", wait):
         store.sweep()  # a killed rollback may have left a manifest temp file
@@ -160,8 +161,7 @@ def resolve_version(store: Store, version: str | None) -> str:
                 f"store {store.root} has no current version", hint="run 'incw2v add-corpus' first"
             )
         return manifest.current
-    if not version.startswith("v") and version.isdigit():
-        version = f"v{int(version):04d}"
+    version = version_name(version)
     if manifest.entry(version) is None:
         known = ", ".join(v.version for v in manifest.versions) or "none"
         raise UsageError(

@@ -15,6 +15,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 FORMAT_VERSION = 1
 VERSION_RE = re.compile(r"^v\d{4,}$")
+# What a user may type for a version: v0003, v3 and 3 all name v0003.
+VERSION_REF = re.compile(r"^v?\d+$")
+
+
+def version_name(ref: str) -> str:
+    """``v3``, ``3`` and ``v0003`` all name v0003; anything else is returned as it is."""
+    return f"v{int(ref.lstrip('v')):04d}" if VERSION_REF.match(ref) else ref
 
 
 def now_iso() -> str:

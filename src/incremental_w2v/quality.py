@@ -11,7 +11,6 @@ until a person runs ``promote`` (or ``reject`` to drop its corpus).
 from __future__ import annotations
 
 import logging
-import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +20,7 @@ from . import version_lock
 from .config import Config
 from .errors import GateFailedError, UsageError
 from .locking import store_lock
-from .manifest import Manifest, VersionMeta
+from .manifest import VERSION_REF, Manifest, VersionMeta
 from .quality_settings import Gate
 from .store import Store
 from .uris import redact
@@ -33,14 +32,6 @@ if TYPE_CHECKING:
 # imported inside the functions that score or compare, so a no-op cron run never pays.
 
 logger = logging.getLogger(__name__)
-
-_VERSION_REF = re.compile(r"^v?\d+$")
-
-
-def version_name(ref: str) -> str:
-    """``v3``, ``3`` and ``v0003`` all name v0003."""
-    return f"v{int(ref.lstrip('v')):04d}" if _VERSION_REF.match(ref) else ref
-
 
 @dataclass
 class Assessment:
@@ -287,7 +278,7 @@ def promote(config: Config, version: str, wait: float = 0.0) -> dict[str, Any]:
 
     store = Store.open(config.store_path, create=False)
     with store_lock(store.root, "promote", wait):
-        version = resolve_version(store, version_name(version))
+        version = resolve_version(store, version)
         manifest = store.read_manifest()
         entry = manifest.entry(version)
         assert entry is not None
@@ -312,7 +303,7 @@ def reject(config: Config, version: str, wait: float = 0.0) -> dict[str, Any]:
 
     store = Store.open(config.store_path, create=False)
     with store_lock(store.root, "reject", wait):
-        version = resolve_version(store, version_name(version))
+        version = resolve_version(store, version)
         manifest = store.read_manifest()
         entry = manifest.entry(version)
         assert entry is not None
@@ -342,9 +333,9 @@ def load_side(config: Config, ref: str) -> Side:
     from .lineage import resolve_version
     from .vectors_io import counts_of, load_vectors
 
-    if _VERSION_REF.match(ref) and not Path(ref).exists():
+    if VERSION_REF.match(ref) and not Path(ref).exists():
         store = Store.open(config.store_path, create=False)
-        name = resolve_version(store, version_name(ref))
+        name = resolve_version(store, ref)
         with version_lock.reading(store.root, name):  # prune must not delete it under us
             resolve_version(store, name)
             model = store.load_model(name, mmap="r")
@@ -361,7 +352,7 @@ def evaluate(config: Config, version: str | None = None) -> dict[str, Any]:
     from .vectors_io import counts_of
 
     store = Store.open(config.store_path, create=False)
-    name = resolve_version(store, version_name(version) if version else None)
+    name = resolve_version(store, version)
     with version_lock.reading(store.root, name):  # prune must not delete it under us
         resolve_version(store, name)
         model = store.load_model(name, mmap="r")
