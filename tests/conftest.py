@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from gensim.test.utils import datapath
 
+from faults import Driver
 from incremental_w2v.cli import main
 
 SRC = Path(__file__).resolve().parents[1] / "src"
@@ -34,6 +35,38 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(scope="module")
+def driver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Driver]:
+    """One fault-injection driver per test module: it imports gensim once for its children."""
+    d = Driver(tmp_path_factory.mktemp("driver"))
+    yield d
+    d.close()
+
+
+@pytest.fixture(scope="module")
+def moto_endpoint() -> Iterator[str]:
+    """A real S3-compatible server (moto) on 127.0.0.1, one per test module."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
+def s3_credentials(monkeypatch: pytest.MonkeyPatch, secret: str) -> None:
+    """S3 credentials in the environment only, as a cron job would have them."""
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_CONFIG_FILE",
+                 "AWS_SHARED_CREDENTIALS_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secret)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
 
 
 @pytest.fixture

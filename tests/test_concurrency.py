@@ -11,7 +11,6 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,13 +22,6 @@ from test_crash_sweep import write_workspace
 from test_lock_and_crash import holder_pid, wait_for
 
 ROUNDS = 2
-
-
-@pytest.fixture(scope="module")
-def driver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Driver]:
-    d = Driver(tmp_path_factory.mktemp("driver"))
-    yield d
-    d.close()
 
 
 def new_corpus(folder: Path, i: int) -> Path:

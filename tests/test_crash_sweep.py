@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -78,13 +77,6 @@ def write_workspace(folder: Path, queue: tuple[str, ...]) -> None:
 def argv(template: list[str], folder: Path) -> list[str]:
     return [a.format(config=folder / "config.yaml", base_config=folder / "base.yaml")
             for a in template]
-
-
-@pytest.fixture(scope="module")
-def driver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Driver]:
-    d = Driver(tmp_path_factory.mktemp("driver"))
-    yield d
-    d.close()
 
 
 class Sweep:

@@ -27,13 +27,6 @@ CLEANUP_OPS = {"remove", "rmdir", "rmtree"}  # failing to clean up leaves what t
 SKIP = {".lock", ".lock.info"}
 
 
-@pytest.fixture(scope="module")
-def driver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Driver]:
-    d = Driver(tmp_path_factory.mktemp("driver"))
-    yield d
-    d.close()
-
-
 def prepared(driver: Driver, root: Path) -> Path:
     template = root / "template"
     write_workspace(template, ("b.txt",))

@@ -27,6 +27,7 @@ pytest.importorskip("incremental_w2v.cli")  # the CLI comes with the core workfl
 import py7zr
 from gensim.test.utils import datapath
 
+from conftest import s3_credentials
 from incremental_w2v.readers import (
     JsonlFormat,
     ReadStats,
@@ -230,35 +231,23 @@ def test_lenient_settings_let_bad_records_through(folder: Path, cli: Callable[..
 
 
 def test_s3_source_through_add_corpus(folder: Path, cli: Callable[..., Result],
-                                      monkeypatch: pytest.MonkeyPatch) -> None:
+                                      monkeypatch: pytest.MonkeyPatch, moto_endpoint: str
+                                      ) -> None:
     boto3 = pytest.importorskip("boto3")
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        endpoint = f"http://{host}:{port}"
-        for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
-            monkeypatch.delenv(name, raising=False)
-        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
-        monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-        client = boto3.client("s3", endpoint_url=endpoint)
-        client.create_bucket(Bucket="dumps")
-        body = bz2.compress("".join(lee_lines()[100:]).encode())
-        client.put_object(Bucket="dumps", Key="2024/lee.txt.bz2", Body=body)
-        config = write_config(folder, "- uri: s3://dumps/2024/lee.txt.bz2",
-                              f"sources:\n  s3_endpoint_url: {endpoint}\n")
-        result = cli("add-corpus", config, "--json")
-        assert result.code == 0, result.err
-        recorded = cli("history", config, "--json").json()[-1]["corpora"][1]
-        assert recorded["fingerprint"] == hashlib.sha256(body).hexdigest()
-        missing = write_config(folder, "- uri: s3://dumps/2025/nothing.txt",
-                               f"sources:\n  s3_endpoint_url: {endpoint}\n")
-        result = cli("add-corpus", missing)
-        assert result.code == 66, result.err
-        everything = result.out + result.err + json.dumps(manifest(folder))
-        assert SECRET not in everything
-    finally:
-        server.stop()
+    s3_credentials(monkeypatch, SECRET)
+    client = boto3.client("s3", endpoint_url=moto_endpoint)
+    client.create_bucket(Bucket="dumps")
+    body = bz2.compress("".join(lee_lines()[100:]).encode())
+    client.put_object(Bucket="dumps", Key="2024/lee.txt.bz2", Body=body)
+    config = write_config(folder, "- uri: s3://dumps/2024/lee.txt.bz2",
+                          f"sources:\n  s3_endpoint_url: {moto_endpoint}\n")
+    result = cli("add-corpus", config, "--json")
+    assert result.code == 0, result.err
+    recorded = cli("history", config, "--json").json()[-1]["corpora"][1]
+    assert recorded["fingerprint"] == hashlib.sha256(body).hexdigest()
+    missing = write_config(folder, "- uri: s3://dumps/2025/nothing.txt",
+                           f"sources:\n  s3_endpoint_url: {moto_endpoint}\n")
+    result = cli("add-corpus", missing)
+    assert result.code == 66, result.err
+    everything = result.out + result.err + json.dumps(manifest(folder))
+    assert SECRET not in everything

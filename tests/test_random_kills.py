@@ -17,7 +17,6 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -38,13 +37,6 @@ SCRIPT = [
 def script(folder: Path) -> list[list[str]]:
     return [[a.format(config=folder / "config.yaml", folder=folder) for a in step]
             for step in SCRIPT]
-
-
-@pytest.fixture(scope="module")
-def driver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Driver]:
-    d = Driver(tmp_path_factory.mktemp("driver"))
-    yield d
-    d.close()
 
 
 def test_random_sigkill_during_base_updates_and_prune(

@@ -25,9 +25,9 @@ import boto3
 import py7zr
 import pytest
 from gensim.test.utils import datapath
-from moto.server import ThreadedMotoServer
 from pydantic import BaseModel
 
+from conftest import s3_credentials
 from incremental_w2v.errors import ConfigError, InputMissingError, StoreIOError
 from incremental_w2v.readers import (
     ReadStats,
@@ -212,26 +212,10 @@ def test_http_7z_archive_is_downloaded_then_streamed(
 # ---------------------------------------------------------------- S3
 
 
-@pytest.fixture(scope="module")
-def moto_endpoint() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
-
-
 @pytest.fixture
 def s3(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, Any]]:
     """A bucket with objects on the fake S3; credentials only in the environment."""
-    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_CONFIG_FILE",
-                 "AWS_SHARED_CREDENTIALS_FILE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    s3_credentials(monkeypatch, SECRET)
     client = boto3.client("s3", endpoint_url=moto_endpoint)
     bucket = f"corpora-{time.monotonic_ns()}"
     client.create_bucket(Bucket=bucket)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SRC, Result, run_subprocess
+from conftest import SRC, Result, run_subprocess, s3_credentials
 from faults import check_store, leftovers, tree_hashes
 from incremental_w2v.errors import DataError
 from test_crash_sweep import TINY_MODEL, write_workspace
@@ -128,26 +128,13 @@ def test_a_hostile_pickle_with_a_forged_hash_is_still_refused(
 
 
 @pytest.fixture
-def s3_with_secret(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, object]]:
+def s3_with_secret(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch
+                   ) -> Iterator[tuple[str, object]]:
     boto3 = pytest.importorskip("boto3")
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_CONFIG_FILE",
-                     "AWS_SHARED_CREDENTIALS_FILE"):
-            monkeypatch.delenv(name, raising=False)
-        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
-        monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-        endpoint = f"http://{host}:{port}"
-        client = boto3.client("s3", endpoint_url=endpoint)
-        client.create_bucket(Bucket="dumps")
-        yield endpoint, client
-    finally:
-        server.stop()
+    s3_credentials(monkeypatch, SECRET)
+    client = boto3.client("s3", endpoint_url=moto_endpoint)
+    client.create_bucket(Bucket="dumps")
+    yield moto_endpoint, client
 
 
 def everything_under(folder: Path) -> bytes:

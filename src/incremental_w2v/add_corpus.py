@@ -19,7 +19,7 @@ from typing import Any
 
 from . import __version__, quality
 from .background import Background
-from .config import Config
+from .config import Config, ModelParams
 from .corpus import Corpus, PassResult, stream_once
 from .corpus import require_tokens as _require_tokens
 from .diskspace import ensure_room, expansion, folder_bytes
@@ -34,6 +34,7 @@ from .safe_pickle import check_pickle
 from .store import Staging, Store
 from .tokenize_pool import choose_processes
 from .training import (
+    TrainReport,
     apply_update,
     check_trainable,
     params_of_model,
@@ -284,19 +285,10 @@ def create_base(store: Store, config: Config, items: list[PendingCorpus]) -> Ver
         workfile = work / "corpus.txt"
         t0 = time.perf_counter()
         records, results = _read_into(store, config, items, workfile, version)
-        ledger = Ledger()
-        for res in results:
-            ledger.add(res.counts, res.sentences)
         t1 = time.perf_counter()
-        model, report = train_base(
-            config.model, ledger, workfile, ledger.sentences, sum(r.tokens for r in results)
-        )
-        t2 = time.perf_counter()
+        model, report, ledger, replay, seconds = train_new(config, config.model, results, workfile)
         notes: list[str] = []
         pruned = _prune_ledger(config, ledger, model, notes)
-        replay = ReplayBuffer(config.rehearsal.buffer_size, config.rehearsal.seed)
-        if replay.size:
-            absorb_file(replay, workfile)
         return _commit(
             store, staging, config, model, ledger,
             {
@@ -308,11 +300,30 @@ def create_base(store: Store, config: Config, items: list[PendingCorpus]) -> Ver
                 "words_added": report.words_added,
                 "top_new_words": report.top_new_words,
                 "update_params": {"ledger_pruned": pruned},
-                "timings": {"read": t1 - t0, "train": t2 - t1, "replay": time.perf_counter() - t2},
+                "timings": {"read": t1 - t0, **seconds},
                 "notes": notes,
             },
             replay=replay,
         )
+
+
+def train_new(
+    config: Config, params: ModelParams, results: list[PassResult], workfile: Path
+) -> tuple[Any, TrainReport, Ledger, ReplayBuffer, dict[str, float]]:
+    """A model from scratch on ``workfile`` (a base, or a rebuild), its ledger, a replay
+    sample drawn from every corpus read, and the seconds of training and sampling."""
+    t0 = time.perf_counter()
+    ledger = Ledger()
+    for res in results:
+        ledger.add(res.counts, res.sentences)
+    model, report = train_base(
+        params, ledger, workfile, ledger.sentences, sum(r.tokens for r in results)
+    )
+    t1 = time.perf_counter()
+    replay = ReplayBuffer(config.rehearsal.buffer_size, config.rehearsal.seed)
+    if replay.size:
+        absorb_file(replay, workfile)
+    return model, report, ledger, replay, {"train": t1 - t0, "replay": time.perf_counter() - t1}
 
 
 def import_base_model(store: Store, config: Config) -> VersionMeta:

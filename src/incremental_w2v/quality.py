@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,7 +22,7 @@ from . import version_lock
 from .config import Config
 from .errors import GateFailedError, UsageError
 from .locking import store_lock
-from .manifest import VERSION_REF, Manifest, VersionMeta
+from .manifest import VERSION_REF, Event, Manifest, VersionEntry, VersionMeta, now_iso
 from .quality_settings import Gate
 from .store import Store
 from .uris import redact
@@ -272,16 +274,26 @@ def screen_pending(store: Store, manifest: Manifest, pending: list[Any],
     return kept
 
 
-def promote(config: Config, version: str, wait: float = 0.0) -> dict[str, Any]:
-    """Make a candidate (or rejected) version current against its gate verdict."""
+@contextmanager
+def _locked_entry(
+    config: Config, ref: str, command: str, wait: float
+) -> Iterator[tuple[Store, Manifest, VersionEntry]]:
+    """Under the store's lock: the store, its manifest and the entry ``ref`` names."""
     from .lineage import resolve_version
 
     store = Store.open(config.store_path, create=False)
-    with store_lock(store.root, "promote", wait):
-        version = resolve_version(store, version)
+    with store_lock(store.root, command, wait):
+        version = resolve_version(store, ref)
         manifest = store.read_manifest()
         entry = manifest.entry(version)
         assert entry is not None
+        yield store, manifest, entry
+
+
+def promote(config: Config, version: str, wait: float = 0.0) -> dict[str, Any]:
+    """Make a candidate (or rejected) version current against its gate verdict."""
+    with _locked_entry(config, version, "promote", wait) as (store, manifest, entry):
+        version = entry.version
         if entry.status == "committed":
             raise UsageError(
                 f"{version} is not a candidate (it passed its gates or was promoted already)",
@@ -298,15 +310,8 @@ def promote(config: Config, version: str, wait: float = 0.0) -> dict[str, Any]:
 
 def reject(config: Config, version: str, wait: float = 0.0) -> dict[str, Any]:
     """Mark a candidate rejected: later runs skip the corpora it added."""
-    from .lineage import resolve_version
-    from .manifest import Event, now_iso
-
-    store = Store.open(config.store_path, create=False)
-    with store_lock(store.root, "reject", wait):
-        version = resolve_version(store, version)
-        manifest = store.read_manifest()
-        entry = manifest.entry(version)
-        assert entry is not None
+    with _locked_entry(config, version, "reject", wait) as (store, manifest, entry):
+        version = entry.version
         if entry.status != "candidate":
             raise UsageError(f"{version} is not a candidate (status {entry.status})",
                              hint="only a version a gate refused can be rejected")

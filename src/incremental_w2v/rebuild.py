@@ -16,20 +16,17 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
-from .add_corpus import _commit, _read_into
+from .add_corpus import _commit, _read_into, train_new
 from .config import Config, FormatSettings
 from .corpus import CorpusSpec
 from .errors import DataError, InputMissingError, UsageError
-from .ledger import Ledger
 from .locking import store_lock
 from .manifest import CorpusRecord, VersionMeta
 from .pending import PendingCorpus, source_options, specs_for
 from .quality import Side, compare_sides, gate_error, updates_since_rebuild
-from .rehearsal import ReplayBuffer, absorb_file
 from .sources import stat
 from .store import Store
 from .tokenizers import TokenizeSettings
-from .training import train_base
 from .uris import redact
 from .vectors_io import counts_of
 
@@ -73,7 +70,6 @@ def rebuild_locked(
         workfile = work / "corpus.txt"
         t0 = time.perf_counter()
         _, results = _read_into(store, config, items, workfile, version)
-        ledger = Ledger()
         for rec, res in zip(current.corpora, results, strict=True):
             if res.sha256 != rec.fingerprint.sha256:
                 raise DataError(
@@ -82,16 +78,9 @@ def rebuild_locked(
                     f"{res.sha256[:12]}…): a rebuild on other bytes would misstate its lineage",
                     hint="restore the original file, or start a new lineage",
                 )
-            ledger.add(res.counts, res.sentences)
         t1 = time.perf_counter()
-        model, report = train_base(
-            params, ledger, workfile, ledger.sentences, sum(r.tokens for r in results)
-        )
-        t2 = time.perf_counter()
         # A rebuild has seen every corpus again: its replay buffer is drawn from all of them.
-        replay = ReplayBuffer(config.rehearsal.buffer_size, config.rehearsal.seed)
-        if replay.size:
-            absorb_file(replay, workfile)
+        model, report, ledger, replay, seconds = train_new(config, params, results, workfile)
         meta = _commit(
             store, staging, config, model, ledger,
             {
@@ -103,7 +92,7 @@ def rebuild_locked(
                 "words_added": max(report.vocab_size - current.vocab_size, 0),
                 "top_new_words": [],
                 "update_params": {},
-                "timings": {"read": t1 - t0, "train": t2 - t1},
+                "timings": {"read": t1 - t0, **seconds},
                 "notes": [
                     f"rebuild from scratch of the lineage of {current.version} "
                     f"({len(current.corpora)} corpora, {since} "

@@ -314,11 +314,16 @@ class Store:
                                      version=version, detail=", ".join(meta.added)))
         self.write_manifest(manifest)
 
-    def _discard(self, folder: Path) -> None:
+    def _discard(self, folder: Path, tolerate: type[OSError] = OSError) -> None:
+        """Rename ``folder`` out of the way, then remove it; a leftover is swept later.
+
+        ``tolerate``: the rename errors that just mean "leave it" (a caller that has
+        already committed may want to hear of anything but a folder already gone).
+        """
         trash = self.root / f"{TRASH_PREFIX}{folder.name}-{secrets.token_hex(3)}"
         try:
             os.rename(folder, trash)
-        except OSError:
+        except tolerate:
             return
         remove_tree(trash)
 
@@ -369,11 +374,5 @@ class Store:
         )
         self.write_manifest(manifest)
         for version in sorted(doomed):
-            folder = self.version_dir(version)
-            trash = self.root / f"{TRASH_PREFIX}{version}-{secrets.token_hex(3)}"
-            try:
-                os.rename(folder, trash)
-            except FileNotFoundError:
-                continue
-            remove_tree(trash)
+            self._discard(self.version_dir(version), tolerate=FileNotFoundError)
         fsync_dir(self.root)
