@@ -2,8 +2,8 @@
 
 Usage (from the repository root):
 
-    PYTHONPATH=src python benchmarks/align.py /work/shared/data/tech.txt.gz \\
-        /work/shared/data/reference.txt.gz /work/shared/data/literature.txt.gz --tokens 2000000
+    python benchmarks/align.py DATA/tech.txt.gz DATA/reference.txt.gz \\
+        DATA/literature.txt.gz --tokens 2000000
 
 Trains (gensim Word2Vec, CBOW, corpus_file mode) on the first N tokens of each
 corpus: TECH twice with different seeds, the next N tokens of TECH ("more tech",
@@ -41,9 +41,12 @@ from gensim.models import KeyedVectors, Word2Vec
 from gensim.test.utils import datapath
 from scipy.stats import spearmanr
 
-from incremental_w2v.alignment import AlignOptions, fit_alignment, merged_vectors
-from incremental_w2v.procrustes import unit_rows
-from incremental_w2v.vectors_io import LoadedVectors, counts_of
+from incremental_w2v.align.fit import fit_alignment
+from incremental_w2v.align.mapping import AlignOptions
+from incremental_w2v.align.output import merged_vectors
+from incremental_w2v.vectors.io import LoadedVectors
+from incremental_w2v.vectors.procrustes import unit_rows
+from incremental_w2v.vectors.ranking import counts_of
 
 ANALOGY_VOCAB = 30_000
 

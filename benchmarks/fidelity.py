@@ -2,8 +2,8 @@
 
 Usage (from the repository root):
 
-    PYTHONPATH=src python benchmarks/fidelity.py /work/shared/data/tech.txt.gz \\
-        /work/shared/data/reference.txt.gz /work/shared/data/literature.txt.gz --tokens 1000000
+    python benchmarks/fidelity.py DATA/tech.txt.gz DATA/reference.txt.gz \\
+        DATA/literature.txt.gz --tokens 1000000
 
 Builds a lineage with ``incw2v``'s library: the first corpus as the base, the
 other two as updates (``add-corpus``), then a ``rebuild`` from scratch on all
@@ -30,12 +30,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from incremental_w2v.add_corpus import add_corpus
-from incremental_w2v.config import load_config
-from incremental_w2v.quality import Side, compare_sides
-from incremental_w2v.rebuild import rebuild
-from incremental_w2v.store import Store
-from incremental_w2v.vectors_io import counts_of
+from incremental_w2v import Lineage
+from incremental_w2v.quality.compare import compare_sides
+from incremental_w2v.store.ops import version_vectors
+from incremental_w2v.store.store import Store
+from incremental_w2v.vectors.io import LoadedVectors
 
 
 def cap_copy(src: Path, dst: Path, tokens: int | None) -> int:
@@ -89,31 +88,31 @@ queue:
   - {{uri: {names[2]}.txt, name: {names[2]}}}
 """
     )
-    config = load_config(config_path)
     if (work / "store").exists():
         shutil.rmtree(work / "store")
+    lineage = Lineage(config_path)
+    config = lineage.config
 
     t0 = time.perf_counter()
-    add_corpus(config)
+    lineage.add_corpus()
     t_incremental = time.perf_counter() - t0
     t0 = time.perf_counter()
-    first = rebuild(config)
+    first = lineage.rebuild()
     t_rebuild = time.perf_counter() - t0
     t0 = time.perf_counter()
-    second = rebuild(config, seed=args.seed + 1)
+    second = lineage.rebuild(seed=args.seed + 1)
     t_rebuild2 = time.perf_counter() - t0
 
     store = Store(config.store_path)
 
-    def side(version: str) -> Side:
-        model = store.load_model(version, mmap="r")
-        return Side(version, model.wv, counts_of(model.wv), store.read_meta(version).scores)
+    def side(version: str) -> LoadedVectors:
+        return version_vectors(store, version)
 
-    reference = side(first["version"])
-    rows: list[tuple[str, Side, float]] = [
-        ("incremental (base + 2 updates)", side(first["replaces"]), t_incremental),
+    reference = side(first.version)
+    rows: list[tuple[str, LoadedVectors, float]] = [
+        ("incremental (base + 2 updates)", side(first.replaces), t_incremental),
         ("rebuild (from scratch)", reference, t_rebuild),
-        (f"rebuild, seed {args.seed + 1} (noise floor)", side(second["version"]), t_rebuild2),
+        (f"rebuild, seed {args.seed + 1} (noise floor)", side(second.version), t_rebuild2),
     ]
     print(f"corpora: {', '.join(f'{n} {s:,} tokens' for n, s in zip(names, sizes, strict=True))}"
           f"; vector_size {args.vector_size}, epochs {args.epochs}, min_count {args.min_count}, "
@@ -124,7 +123,7 @@ queue:
           "overlap@10 with rebuild (top-1000 words) | median drift vs rebuild | wall time (s) |")
     print("|---|---|---|---|---|---|---|---|---|")
     for label, s, seconds in rows:
-        cmp: dict[str, Any] = compare_sides(config, reference, s)
+        cmp: dict[str, Any] = compare_sides(config, reference, s).to_dict()
         sc = s.scores or {}
 
         def v(metric: str, sc: dict[str, Any] = sc) -> str:
@@ -132,7 +131,7 @@ queue:
             return "n/a" if value is None else f"{value:.4f}"
 
         cov = (sc.get("analogies") or {}).get("coverage")
-        print(f"| {label} | {s.label} | {len(s.kv):,} | {v('wordsim353')} | {v('simlex999')} | "
+        print(f"| {label} | {s.ref} | {len(s.kv):,} | {v('wordsim353')} | {v('simlex999')} | "
               f"{v('analogies')} ({100 * (cov or 0):.0f}%) | {cmp['overlap']['mean']:.3f} "
               f"({cmp['bands'][0]['overlap']:.3f}) | "
               f"{cmp['drift']:.4f} | {seconds:.1f} |")
@@ -148,12 +147,12 @@ def restrict_effect(kv: Any, counts: dict[str, int] | None, n: int) -> str:
     """Analogies on the incremental model restricted by count (ours) vs by index (gensim's)."""
     import numpy as np
 
-    from incremental_w2v.evaluation import (
+    from incremental_w2v.quality.evaluation import (
         bundled_path,
-        rank_order,
         read_questions,
         score_analogies,
     )
+    from incremental_w2v.vectors.ranking import rank_order
 
     questions = read_questions(bundled_path("analogies"))
     order = rank_order(kv, counts)

@@ -2,11 +2,11 @@
 
 Usage (from the repository root):
 
-    PYTHONPATH=src python benchmarks/readers.py --make-samples /tmp/samples
+    python benchmarks/readers.py --make-samples /tmp/samples
     ENWIKI=enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2
-    PYTHONPATH=src python benchmarks/readers.py wikipedia:gensim-test:$ENWIKI \\
+    python benchmarks/readers.py wikipedia:gensim-test:$ENWIKI \\
         stackexchange:/tmp/samples/Posts.7z jsonl,field=body.text:/tmp/samples/lee.jsonl \\
-        text:/work/shared/data/reference.txt.gz
+        text:DATA/reference.txt.gz
 
 Each argument is FORMAT[,KEY=VALUE...][@TOKENIZER]:URI, e.g.
 ``jsonl,field=body.text:lee.jsonl`` or ``wikipedia,unit=paragraph:dump.xml.bz2``;
@@ -34,9 +34,9 @@ from xml.sax.saxutils import escape, quoteattr
 
 from gensim.test.utils import datapath
 
-from incremental_w2v.readers import FORMATS, ReadStats, iterate_records, reader_for
-from incremental_w2v.sources import open_source
-from incremental_w2v.tokenizers import TokenizeSettings, make_tokenizer
+from incremental_w2v.ingest.formats.catalog import FORMATS, ReadStats, iterate_records, reader_for
+from incremental_w2v.ingest.sources import open_source
+from incremental_w2v.ingest.tokenize import TokenizeSettings, make_tokenizer
 
 
 def sentences() -> list[str]:

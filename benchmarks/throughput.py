@@ -49,7 +49,7 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-SRC = HERE.parent / "src"
+SRC = HERE.parent
 
 
 # --------------------------------------------------------------------------- children
@@ -114,8 +114,8 @@ def child_models(spec: dict[str, Any]) -> dict[str, Any]:
     import numpy as np
     from gensim.models import Word2Vec
 
-    from incremental_w2v.ledger import Ledger
-    from incremental_w2v.store import Store
+    from incremental_w2v.store.store import Store
+    from incremental_w2v.train.ledger import LEDGER_FILE, Ledger
 
     n, dim = spec["words"], spec["dim"]
     counts = {f"w{i}": int(c) for i, c in enumerate(
@@ -126,7 +126,7 @@ def child_models(spec: dict[str, Any]) -> dict[str, Any]:
     t = time.perf_counter()
     with store.staging() as staging:
         staging.save_model(model)
-        staging.save_ledger(Ledger(counts=counts, sentences=n))
+        Ledger(counts=counts, sentences=n).save(staging.path / LEDGER_FILE)
         meta = store.commit(staging, {"parent": None, "kind": "base", "corpora": [],
                                       "added": ["synthetic"], "params": {},
                                       "vocab_size": n})

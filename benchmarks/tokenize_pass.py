@@ -1,6 +1,6 @@
 """One streaming pass per tokenize mode, inline and in a pool: the table behind the pool's rules.
 
-    PYTHONPATH=src python benchmarks/tokenize_pass.py CORPUS.gz [--lines 60000]
+    python benchmarks/tokenize_pass.py CORPUS.gz [--lines 60000]
 
 Cuts the first ``--lines`` lines of CORPUS into a gzipped sample, then runs
 ``stream_once`` over it (read, decompress, tokenise, count, write a working
@@ -20,9 +20,9 @@ from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
-from incremental_w2v.corpus import Corpus, CorpusSpec, stream_once
-from incremental_w2v.readers import TextFormat
-from incremental_w2v.tokenizers import TokenizeSettings
+from incremental_w2v.ingest.corpus import Corpus, CorpusSpec, stream_once
+from incremental_w2v.ingest.formats.catalog import TextFormat
+from incremental_w2v.ingest.tokenize import TokenizeSettings
 
 MODES = {
     "`simple`": TokenizeSettings(),

@@ -42,9 +42,9 @@ import numpy as np
 from gensim.models import KeyedVectors, Word2Vec
 from gensim.test.utils import datapath
 
-from incremental_w2v.add_corpus import add_corpus
-from incremental_w2v.config import parse_config
-from incremental_w2v.store import Store
+from incremental_w2v import Lineage
+from incremental_w2v.config.schema import parse_config
+from incremental_w2v.store.store import Store
 
 A0125 = {"alpha": 0.0125}
 VARIANTS: dict[str, dict[str, Any]] = {
@@ -167,7 +167,7 @@ def run_ours(
     config = parse_config(text, folder / "config.yaml")
     started = time.perf_counter()
     with quiet():
-        result = add_corpus(config)
+        result = Lineage(config).add_corpus()
     seconds = time.perf_counter() - started
     store = Store.open(folder / "store")
     assert result.current is not None

@@ -2,24 +2,18 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from gensim.test.utils import datapath
 
 from faults import Driver
-from incremental_w2v.cli import main
-
-SRC = Path(__file__).resolve().parents[1] / "src"
+from helpers import Result, http_server, lee_lines, write_config
+from incremental_w2v.cli.main import main
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -59,14 +53,6 @@ def moto_endpoint() -> Iterator[str]:
         server.stop()
 
 
-def s3_credentials(monkeypatch: pytest.MonkeyPatch, secret: str) -> None:
-    """S3 credentials in the environment only, as a cron job would have them."""
-    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_CONFIG_FILE",
-                 "AWS_SHARED_CREDENTIALS_FILE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secret)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
 
 
 @pytest.fixture
@@ -83,9 +69,6 @@ def fast_tmp(tmp_path: Path) -> Iterator[Path]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def lee_lines() -> list[str]:
-    with open(datapath("lee_background.cor"), encoding="utf-8") as handle:
-        return [line for line in handle if line.strip()]
 
 
 @pytest.fixture
@@ -120,10 +103,6 @@ drift:
 """
 
 
-def write_config(folder: Path, body: str, name: str = "config.yaml") -> Path:
-    path = folder / name
-    path.write_text(textwrap.dedent(body).lstrip())
-    return path
 
 
 @pytest.fixture
@@ -143,12 +122,7 @@ def make_config(tmp_path: Path) -> Callable[..., Path]:
     return make
 
 
-class Result:
-    def __init__(self, code: int, out: str, err: str) -> None:
-        self.code, self.out, self.err = code, out, err
 
-    def json(self) -> Any:
-        return json.loads(self.out)
 
 
 @pytest.fixture
@@ -163,18 +137,14 @@ def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., Result]:
     return run
 
 
-def run_subprocess(*args: str | os.PathLike[str], timeout: float = 120, **kw: Any
-                   ) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(SRC)}
-    return subprocess.run(
-        [sys.executable, "-m", "incremental_w2v", *map(str, args)],
-        capture_output=True, text=True, timeout=timeout, env=env, **kw,
-    )
 
 
-def popen(*args: str | os.PathLike[str], **kw: Any) -> subprocess.Popen[str]:
-    env = {**os.environ, "PYTHONPATH": str(SRC)}
-    return subprocess.Popen(
-        [sys.executable, "-m", "incremental_w2v", *map(str, args)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, **kw,
-    )
+
+
+@pytest.fixture
+def http_root(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """A real HTTP server on 127.0.0.1 serving a temporary folder: (base URL, folder)."""
+    root = tmp_path / "www"
+    root.mkdir()
+    with http_server(root=root) as base:
+        yield base, root

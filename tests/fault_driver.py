@@ -48,7 +48,7 @@ from typing import Any
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import importlib  # noqa: E402
 import pkgutil  # noqa: E402
@@ -57,12 +57,13 @@ import gensim.models  # noqa: E402  (preloaded for the children)
 import gensim.models.word2vec_corpusfile  # noqa: E402,F401
 
 import incremental_w2v  # noqa: E402
-from incremental_w2v import cli, store  # noqa: E402
+from incremental_w2v.cli import main as cli  # noqa: E402
+from incremental_w2v.store import store  # noqa: E402
 
 # Every module of the package, imported once here instead of in each child.
-for _mod in pkgutil.iter_modules(incremental_w2v.__path__):
-    if _mod.name != "__main__":
-        importlib.import_module(f"incremental_w2v.{_mod.name}")
+for _mod in pkgutil.walk_packages(incremental_w2v.__path__, "incremental_w2v."):
+    if not _mod.name.endswith("__main__"):
+        importlib.import_module(_mod.name)
 
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
 _PATH_EVENTS = {

@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from helpers import package_env
 from incremental_w2v.errors import IncW2VError
-from incremental_w2v.store import MARKER, Store
+from incremental_w2v.store.store import MARKER, Store
 
 DRIVER = Path(__file__).with_name("fault_driver.py")
-SRC = Path(__file__).resolve().parents[1] / "src"
 LOCK_FILES = {".lock", ".lock.info"}
 TEMP_PREFIXES = (".staging-", ".work-", ".trash-", ".manifest.json.")
 
@@ -49,7 +49,7 @@ class Driver:
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
         self.counter = itertools.count()
-        env = {**os.environ, "PYTHONPATH": str(SRC)}
+        env = package_env()
         self.proc = subprocess.Popen(
             [sys.executable, str(DRIVER)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             text=True, env=env,

@@ -14,18 +14,17 @@ from gensim.models import KeyedVectors, TranslationMatrix, Word2Vec
 from gensim.test.utils import datapath
 from scipy.stats import ortho_group
 
-from conftest import Result
-from incremental_w2v.alignment import (
-    POOR_P1,
-    AlignOptions,
-    _mutual_neighbours,
-    _ranks,
-    fit_alignment,
-    merged_vectors,
-)
+from helpers import Result
+from incremental_w2v.align.anchors import ranks
+from incremental_w2v.align.diagnose import mutual_neighbours
+from incremental_w2v.align.fit import fit_alignment
+from incremental_w2v.align.mapping import AlignOptions
+from incremental_w2v.align.output import merged_vectors
+from incremental_w2v.align.verdict import POOR_P1
 from incremental_w2v.errors import DataError
-from incremental_w2v.procrustes import unit_rows
-from incremental_w2v.vectors_io import LoadedVectors, counts_of
+from incremental_w2v.vectors.io import LoadedVectors
+from incremental_w2v.vectors.procrustes import unit_rows
+from incremental_w2v.vectors.ranking import counts_of
 
 EN = "EN.1-10.cbow1_wind5_hs0_neg10_size300_smpl1e-05.txt"
 IT = "IT.1-10.cbow1_wind5_hs0_neg10_size300_smpl1e-05.txt"
@@ -118,8 +117,8 @@ def test_held_out_anchors_are_never_fitted_and_the_split_is_seeded(
     assert not np.array_equal(first.held_s, other.held_s)
     assert len(first.held_s) == round(0.1 * (len(first.held_s) + len(first.fit_s)))
     # Refinement's dictionary leaves the held-out words out on both sides too.
-    s_rank, t_rank = _ranks(loaded(lee2, "b")), _ranks(loaded(lee1, "a"))
-    pairs_s, pairs_t = _mutual_neighbours(alignment.mapping, lee2.wv, lee1.wv, s_rank, t_rank,
+    s_rank, t_rank = ranks(loaded(lee2, "b")), ranks(loaded(lee1, "a"))
+    pairs_s, pairs_t = mutual_neighbours(alignment.mapping, lee2.wv, lee1.wv, s_rank, t_rank,
                                           alignment.anchors, alignment.options)
     held_t = set().union(*alignment.anchors.held_gold)
     assert len(pairs_s) > 500

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Result, lee_lines, write_config
-from incremental_w2v.background import Background
-from incremental_w2v.tokenize_pool import BATCH_CHARS, tokenized_batches
-from incremental_w2v.tokenizers import TokenizeSettings
+from helpers import Result, lee_lines, write_config
+from incremental_w2v.ingest.pool import BATCH_CHARS, tokenized_batches
+from incremental_w2v.ingest.tokenize import TokenizeSettings
+from incremental_w2v.train.background import Background
 
 
 def test_result_waits_and_reraises_the_threads_error() -> None:

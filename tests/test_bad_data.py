@@ -18,7 +18,7 @@ from gensim.test.utils import datapath
 from pydantic import BaseModel
 
 from incremental_w2v.errors import DataError, InputMissingError
-from incremental_w2v.readers import (
+from incremental_w2v.ingest.formats.catalog import (
     JsonlFormat,
     ReadStats,
     StackExchangeFormat,
@@ -27,7 +27,7 @@ from incremental_w2v.readers import (
     iterate_records,
     reader_for,
 )
-from incremental_w2v.sources import open_source
+from incremental_w2v.ingest.sources import open_source
 
 CODECS: dict[str, Callable[[bytes], bytes]] = {
     ".gz": gzip.compress,

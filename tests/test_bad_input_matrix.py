@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Result
 from faults import tree_hashes
+from helpers import Result
 from test_crash_sweep import TINY_MODEL, write_workspace
 
 GOOD = f"store: store\n{TINY_MODEL}base: {{corpus: a.txt}}\nqueue:\n  - uri: b.txt\n"
@@ -173,7 +173,7 @@ CASES = [
 def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from gensim.test.utils import datapath
 
-    from incremental_w2v.cli import main
+    from incremental_w2v.cli.main import main
 
     global LEE
     with open(datapath("lee_background.cor"), "rb") as handle:

@@ -10,8 +10,10 @@ from typing import Any
 
 import pytest
 
-from conftest import run_subprocess
-from incremental_w2v.cli import EXIT_CODES, build_parser, main
+from helpers import run_subprocess
+from incremental_w2v.cli.exit_codes import EXIT_CODES
+from incremental_w2v.cli.main import main
+from incremental_w2v.cli.parser import build_parser
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 

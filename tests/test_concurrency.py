@@ -16,10 +16,13 @@ from pathlib import Path
 import pytest
 from gensim.test.utils import datapath
 
-from conftest import SRC
 from faults import Driver, Run, check_store, leftovers, lineage
+from helpers import ROOT
 from test_crash_sweep import write_workspace
 from test_lock_and_crash import holder_pid, wait_for
+
+# Crash sweeps, kills, full disks and races: the slow fault tests (see README).
+pytestmark = pytest.mark.faults
 
 ROUNDS = 2
 
@@ -114,7 +117,7 @@ READER = """
 import contextlib, io, sys
 from pathlib import Path
 from gensim.models import KeyedVectors
-from incremental_w2v.cli import main
+from incremental_w2v.cli.main import main
 config, out, stop = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
 ok = failed = 0
 while not stop.exists():
@@ -149,7 +152,7 @@ def test_readers_never_fail_during_20_updates_and_prunes(
         subprocess.Popen(
             [sys.executable, "-c", READER, str(config), str(folder / f"out-{i}.txt"), str(stop)],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            env={**os.environ, "PYTHONPATH": str(SRC)},
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
         )
         for i in range(2)
     ]

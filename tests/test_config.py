@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Result, write_config
-from incremental_w2v.config import parse_config
+from helpers import Result, write_config
+from incremental_w2v.config.schema import parse_config
 from incremental_w2v.errors import ConfigError
 
 

@@ -30,6 +30,9 @@ from gensim.test.utils import datapath
 
 from faults import Driver, Run, check_store, leftovers, lineage, tree_hashes, version_files
 
+# Crash sweeps, kills, full disks and races: the slow fault tests (see README).
+pytestmark = pytest.mark.faults
+
 TINY_MODEL = """\
 model: {vector_size: 8, window: 2, min_count: 2, negative: 2, epochs: 1, workers: 1, seed: 1}
 update: {epochs: 1}

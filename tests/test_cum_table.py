@@ -8,7 +8,7 @@ from gensim.models import FastText, Word2Vec
 from gensim.models.word2vec import LineSentence
 from gensim.test.utils import common_texts, datapath
 
-from incremental_w2v.cum_table import cum_table, vectorised_cum_table
+from incremental_w2v.vectors.cum_table import cum_table, vectorised_cum_table
 
 
 def gensims_table(model: Word2Vec) -> np.ndarray:

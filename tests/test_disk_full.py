@@ -18,10 +18,13 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_subprocess
 from faults import Driver, check_store, leftovers, lineage, tree_hashes
-from incremental_w2v.diskspace import reserve_bytes
+from helpers import run_subprocess
+from incremental_w2v.ingest.diskspace import reserve_bytes
 from test_crash_sweep import argv, write_workspace
+
+# Crash sweeps, kills, full disks and races: the slow fault tests (see README).
+pytestmark = pytest.mark.faults
 
 CLEANUP_OPS = {"remove", "rmdir", "rmtree"}  # failing to clean up leaves what the next run sweeps
 SKIP = {".lock", ".lock.info"}

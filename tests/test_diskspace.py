@@ -20,10 +20,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from incremental_w2v.diskspace import EXPANSION, estimate_working_file
-from incremental_w2v.sources import SourceStat
-
-SRC = Path(__file__).resolve().parents[1] / "src"
+from helpers import ROOT
+from incremental_w2v.ingest.diskspace import EXPANSION, estimate_working_file
+from incremental_w2v.ingest.fingerprint import SourceStat
 
 
 def leftovers(store: Path) -> list[str]:
@@ -100,7 +99,7 @@ def test_working_file_removed_when_the_disk_fills_up(
     store = tmp_path / "store"
     before = manifest(store)
     config = make_config(str(corpora["a"]), [str(corpora["b"]), str(corpora["c"])])
-    env = {**os.environ, "PYTHONPATH": str(SRC), "PYTHONDONTWRITEBYTECODE": "1"}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONDONTWRITEBYTECODE": "1"}
     proc = subprocess.run(
         [sys.executable, "-m", "incremental_w2v", "add-corpus", str(config)],
         capture_output=True, text=True, env=env, timeout=120,

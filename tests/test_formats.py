@@ -18,9 +18,9 @@ from gensim.corpora.wikicorpus import extract_pages
 from gensim.test.utils import datapath
 from pydantic import BaseModel
 
-from incremental_w2v.config import parse_config
+from incremental_w2v.config.schema import parse_config
 from incremental_w2v.errors import ConfigError, DataError
-from incremental_w2v.readers import (
+from incremental_w2v.ingest.formats.catalog import (
     FORMATS,
     JsonlFormat,
     ReadStats,
@@ -30,7 +30,7 @@ from incremental_w2v.readers import (
     iterate_records,
     reader_for,
 )
-from incremental_w2v.sources import open_source
+from incremental_w2v.ingest.sources import open_source
 
 ENWIKI = "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
 

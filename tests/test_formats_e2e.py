@@ -12,31 +12,25 @@ import hashlib
 import json
 import re
 import textwrap
-import threading
-from collections.abc import Callable, Iterator
-from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import quoteattr
 
-import pytest
-
-pytest.importorskip("incremental_w2v.cli")  # the CLI comes with the core workflow
-
 import py7zr
+import pytest
 from gensim.test.utils import datapath
 
-from conftest import s3_credentials
-from incremental_w2v.readers import (
+from helpers import s3_credentials
+from incremental_w2v.ingest.formats.catalog import (
     JsonlFormat,
     ReadStats,
     StackExchangeFormat,
     iterate_records,
     reader_for,
 )
-from incremental_w2v.sources import open_source
-from incremental_w2v.tokenizers import TokenizeSettings, make_tokenizer
+from incremental_w2v.ingest.sources import open_source
+from incremental_w2v.ingest.tokenize import TokenizeSettings, make_tokenizer
 
 ENWIKI = "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
 SECRET = "FAKE-secret-e2e-7d1a"
@@ -112,26 +106,6 @@ def folder(tmp_path: Path) -> Path:
         archive.write(posts, "Posts.xml")
     posts.unlink()
     return tmp_path
-
-
-@pytest.fixture
-def http_root(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    root = tmp_path / "www"
-    root.mkdir()
-
-    class Quiet(SimpleHTTPRequestHandler):
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(Quiet, directory=str(root)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", root
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
 
 
 def test_every_format_through_add_corpus(

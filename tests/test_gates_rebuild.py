@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 from gensim.test.utils import datapath
 
-from conftest import Result
-from incremental_w2v.config import load_config
-from incremental_w2v.quality import check_gates
-from incremental_w2v.quality_settings import Gate
-from incremental_w2v.rehearsal import REPLAY_FILE, ReplayBuffer
-from incremental_w2v.store import Store
-from incremental_w2v.vectors_io import counts_of
+from helpers import Result
+from incremental_w2v.config.quality import Gate
+from incremental_w2v.config.schema import load_config
+from incremental_w2v.quality.gates import check_gates
+from incremental_w2v.store.store import Store
+from incremental_w2v.train.rehearsal import REPLAY_FILE, ReplayBuffer
+from incremental_w2v.vectors.ranking import counts_of
 
 
 def manifest(config: Path) -> dict:
@@ -207,7 +207,7 @@ def test_imported_lineage_cannot_be_rebuilt(
 ) -> None:
     from gensim.models import Word2Vec
 
-    from conftest import lee_lines
+    from helpers import lee_lines
 
     model = Word2Vec([line.split() for line in lee_lines()], vector_size=16, min_count=3,
                      epochs=1, workers=1, seed=1)

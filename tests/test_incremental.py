@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 from gensim.models import FastText, Word2Vec
 
-from conftest import Result
-from incremental_w2v.config import ModelParams, UpdateSettings
-from incremental_w2v.ledger import Ledger, count_tokens
-from incremental_w2v.rehearsal import ReplayBuffer, absorb_file, mix_and_absorb
-from incremental_w2v.training import apply_update, freeze_old_words, train_base
+from helpers import Result
+from incremental_w2v.config.schema import ModelParams, UpdateSettings
+from incremental_w2v.train.ledger import Ledger, count_tokens
+from incremental_w2v.train.model import apply_update, freeze_old_words, train_base
+from incremental_w2v.train.rehearsal import ReplayBuffer, absorb_file, mix_and_absorb
 from test_training import tokens_of
 
 
@@ -452,7 +452,7 @@ def test_existing_fasttext_model_as_base(
     ],
 )
 def test_new_keys_are_validated(body: str, fragment: str) -> None:
-    from incremental_w2v.config import parse_config
+    from incremental_w2v.config.schema import parse_config
     from incremental_w2v.errors import ConfigError
 
     with pytest.raises(ConfigError) as info:

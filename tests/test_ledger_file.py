@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-import incremental_w2v.ledger as ledger_module
-from conftest import lee_lines
+import incremental_w2v.train.ledger as ledger_module
+from helpers import lee_lines
 from incremental_w2v.errors import DataError
-from incremental_w2v.ledger import Ledger
+from incremental_w2v.train.ledger import Ledger
 
 
 def line_by_line(path: Path) -> tuple[dict[str, int], int]:

@@ -15,7 +15,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from conftest import popen, run_subprocess
+import pytest
+
+from helpers import popen, run_subprocess
+
+# Crash sweeps, kills, full disks and races: the slow fault tests (see README).
+pytestmark = pytest.mark.faults
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float = 60.0) -> None:

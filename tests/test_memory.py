@@ -14,10 +14,11 @@ from pathlib import Path
 import pytest
 from gensim.test.utils import datapath
 
-from incremental_w2v.corpus import Corpus, CorpusSpec, stream_once
 from incremental_w2v.errors import DataError
-from incremental_w2v.readers import MAX_LINE_BYTES, TextFormat
-from incremental_w2v.tokenizers import TokenizeSettings
+from incremental_w2v.ingest.corpus import Corpus, CorpusSpec, stream_once
+from incremental_w2v.ingest.decode import MAX_LINE_BYTES
+from incremental_w2v.ingest.formats.catalog import TextFormat
+from incremental_w2v.ingest.tokenize import TokenizeSettings
 
 
 class Sink(io.TextIOBase):

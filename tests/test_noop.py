@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-SRC = Path(__file__).resolve().parents[1] / "src"
+from helpers import ROOT
 
 
 def lineage(corpora: dict[str, Path], make_config: Callable[..., Path],
@@ -80,7 +80,7 @@ def test_noop_reads_only_the_current_versions_meta(
 
 NOOP_PROBE = """
 import json, sys
-from incremental_w2v.cli import main
+from incremental_w2v.cli.main import main
 code = main(["add-corpus", sys.argv[1], "-q"])
 print(json.dumps({"code": code, "loaded": sorted(m for m in ("gensim", "scipy", "smart_open")
                                                   if m in sys.modules)}))
@@ -91,7 +91,7 @@ def test_noop_does_not_import_gensim(
     corpora: dict[str, Path], make_config: Callable[..., Path], cli: Callable[..., Any],
 ) -> None:
     config = lineage(corpora, make_config, cli)
-    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.run([sys.executable, "-c", NOOP_PROBE, str(config)], capture_output=True,
                           text=True, env=env, timeout=60)
     probe = json.loads(proc.stdout.strip().splitlines()[-1])

@@ -24,11 +24,11 @@ import pytest
 from gensim.test.utils import datapath
 from pydantic import BaseModel
 
-from incremental_w2v.corpus import Corpus, CorpusSpec, PassResult, stream_once
 from incremental_w2v.errors import DataError
-from incremental_w2v.readers import JsonlFormat, TextFormat, WikipediaFormat
-from incremental_w2v.tokenize_pool import MIN_PARALLEL_BYTES, choose_processes
-from incremental_w2v.tokenizers import TokenizeSettings
+from incremental_w2v.ingest.corpus import Corpus, CorpusSpec, PassResult, stream_once
+from incremental_w2v.ingest.formats.catalog import JsonlFormat, TextFormat, WikipediaFormat
+from incremental_w2v.ingest.pool import MIN_PARALLEL_BYTES, choose_processes
+from incremental_w2v.ingest.tokenize import TokenizeSettings
 
 ENWIKI = "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
 
@@ -165,9 +165,9 @@ def test_when_parallel_tokenising_pays() -> None:
 WORKER_SCRIPT = """
 import io, sys
 from pathlib import Path
-from incremental_w2v.corpus import Corpus, CorpusSpec, stream_once
-from incremental_w2v.readers import TextFormat
-from incremental_w2v.tokenizers import TokenizeSettings
+from incremental_w2v.ingest.corpus import Corpus, CorpusSpec, stream_once
+from incremental_w2v.ingest.formats.catalog import TextFormat
+from incremental_w2v.ingest.tokenize import TokenizeSettings
 
 spec = CorpusSpec(uri=sys.argv[1], name="fifo", format=TextFormat(), tokenize=TokenizeSettings())
 stream_once(Corpus(spec, Path(".")), io.StringIO(), None, processes=2, batch_chars=10)
@@ -204,7 +204,7 @@ def test_workers_die_with_a_killed_parent(tmp_path: Path) -> None:
     """
     fifo = tmp_path / "corpus.fifo"
     os.mkfifo(fifo)
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     proc = subprocess.Popen([sys.executable, "-c", WORKER_SCRIPT, str(fifo)], env=env)
     try:
         with open(fifo, "w", encoding="utf-8") as writer:

@@ -15,9 +15,9 @@ import pytest
 from gensim.models import KeyedVectors
 from gensim.test.utils import datapath
 
-from conftest import Result
-from incremental_w2v.config import load_config
-from incremental_w2v.evaluation import (
+from helpers import Result
+from incremental_w2v.config.schema import load_config
+from incremental_w2v.quality.evaluation import (
     bundled_path,
     rank_order,
     read_pairs,
@@ -25,8 +25,8 @@ from incremental_w2v.evaluation import (
     score_analogies,
     score_pairs,
 )
-from incremental_w2v.store import Store
-from incremental_w2v.vectors_io import counts_of
+from incremental_w2v.store.store import Store
+from incremental_w2v.vectors.ranking import counts_of
 
 
 def lineage(make_config: Callable[..., Path], corpora: dict[str, Path], cli: Callable[..., Result],
@@ -252,8 +252,8 @@ def test_compare_versions_and_files(
     assert "moved most" in text.out and "band (rank)" in text.out
 
     # A word list as the anchor set: only its words shared by both sides are used.
-    from incremental_w2v.drift import compare_vectors
-    from incremental_w2v.quality_settings import DriftSettings
+    from incremental_w2v.config.quality import DriftSettings
+    from incremental_w2v.quality.drift import compare_vectors
 
     listed = [*list(a.index_to_key)[:40], "notaword", "alsonot"]
     (tmp_path / "anchors.txt").write_text("\n".join(listed) + "\n")
@@ -308,7 +308,7 @@ def test_watch_words_neighbours_in_every_version(
 
 
 def test_documented_quality_config_is_valid(tmp_path: Path) -> None:
-    from incremental_w2v.config import parse_config
+    from incremental_w2v.config.schema import parse_config
 
     root = Path(__file__).resolve().parents[1]
     doc = (root / "docs" / "quality.md").read_text()

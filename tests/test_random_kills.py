@@ -21,9 +21,12 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SRC
 from faults import Driver, check_store, leftovers, lineage
+from helpers import ROOT
 from test_crash_sweep import write_workspace
+
+# Crash sweeps, kills, full disks and races: the slow fault tests (see README).
+pytestmark = pytest.mark.faults
 
 SCRIPT = [
     ["add-corpus", "{config}"],
@@ -89,7 +92,7 @@ def test_random_sigkill_during_base_updates_and_prune(
 HOLDER = """
 import sys
 from pathlib import Path
-from incremental_w2v import version_lock
+from incremental_w2v.store import pins as version_lock
 with version_lock.reading(Path(sys.argv[1]), sys.argv[2]):
     print("holding", flush=True)
     sys.stdin.read()
@@ -104,7 +107,7 @@ def test_prune_keeps_a_version_a_reader_holds(driver: Driver, fast_tmp: Path) ->
     store = folder / "store"
     reader = subprocess.Popen(
         [sys.executable, "-c", HOLDER, str(store), "v0001"], stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE, text=True, env={"PYTHONPATH": str(SRC)},
+        stdout=subprocess.PIPE, text=True, env={"PYTHONPATH": str(ROOT)},
     )
     try:
         assert reader.stdout is not None and reader.stdout.readline() == "holding\n"

@@ -13,11 +13,8 @@ import hashlib
 import re
 import socket
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
-from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -27,16 +24,17 @@ import pytest
 from gensim.test.utils import datapath
 from pydantic import BaseModel
 
-from conftest import s3_credentials
+from helpers import QuietHandler, http_server, s3_credentials
 from incremental_w2v.errors import ConfigError, InputMissingError, StoreIOError
-from incremental_w2v.readers import (
+from incremental_w2v.ingest.fingerprint import SourceOptions, stat
+from incremental_w2v.ingest.formats.catalog import (
     ReadStats,
     StackExchangeFormat,
     TextFormat,
     iterate_records,
     reader_for,
 )
-from incremental_w2v.sources import SourceOptions, open_source, stat
+from incremental_w2v.ingest.sources import open_source
 
 SECRET = "FAKE-secret-Never-Shown-4f9c2"
 
@@ -68,27 +66,6 @@ def lines_of(data: bytes) -> list[str]:
 
 
 # ---------------------------------------------------------------- HTTP
-
-
-class _QuietHandler(SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-@pytest.fixture
-def http_root(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    """An HTTP server on 127.0.0.1 serving a temporary folder."""
-    root = tmp_path / "www"
-    root.mkdir()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(_QuietHandler, directory=str(root)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", root
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
 
 
 def test_http_plain_and_gz(http_root: tuple[str, Path]) -> None:
@@ -145,7 +122,7 @@ def test_http_connection_cut_midway_is_an_io_error(name: str) -> None:
     """A server that promises more bytes than it sends: an I/O error, never a short corpus."""
     body = gzip.compress(lee_bytes()) if name.endswith(".gz") else lee_bytes()
 
-    class Liar(_QuietHandler):
+    class Liar(QuietHandler):
         def do_GET(self) -> None:
             self.send_response(200)
             self.send_header("Content-Length", str(len(body)))
@@ -154,40 +131,44 @@ def test_http_connection_cut_midway_is_an_io_error(name: str) -> None:
             self.wfile.flush()
             self.connection.shutdown(socket.SHUT_RDWR)
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Liar)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with http_server(Liar) as base:
         expected = rf"cannot read corpus .*/{re.escape(name)}: .*Connection broken"
         with pytest.raises(StoreIOError, match=expected):
-            read_remote(f"http://127.0.0.1:{server.server_address[1]}/{name}")
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+            read_remote(f"{base}/{name}")
 
 
 def test_http_server_error_is_an_io_error() -> None:
-    class Broken(_QuietHandler):
+    class Broken(QuietHandler):
         def do_HEAD(self) -> None:
             self.send_error(503, "try later")
 
         def do_GET(self) -> None:
             self.send_error(503, "try later")
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Broken)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    uri = f"http://127.0.0.1:{server.server_address[1]}/lee.txt"
-    try:
+    with http_server(Broken) as base:
+        uri = f"{base}/lee.txt"
         with pytest.raises(StoreIOError, match=r"HTTP 503"):
             stat(uri, Path("."))
         with pytest.raises(StoreIOError, match=r"cannot read corpus .*503"):
             read_remote(uri)
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+
+
+@pytest.mark.parametrize("status", [503, 500, 403])
+def test_not_found_is_decided_by_the_status_code_alone(status: int) -> None:
+    """An error whose text says 404 or Not Found is still an I/O error unless it is a 404."""
+
+    class Misleading(QuietHandler):
+        def do_HEAD(self) -> None:
+            self.send_error(status, "404 Not Found: NoSuchKey does not exist")
+
+        do_GET = do_HEAD
+
+    with http_server(Misleading) as base:
+        uri = f"{base}/404/NotFound/lee.txt"
+        with pytest.raises(StoreIOError):
+            stat(uri, Path("."))
+        with pytest.raises(StoreIOError):
+            read_remote(uri)
 
 
 def test_http_7z_archive_is_downloaded_then_streamed(

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Result
-from incremental_w2v.config import load_config
-from incremental_w2v.store import Store
+from helpers import Result
+from incremental_w2v.config.schema import load_config
+from incremental_w2v.store.store import Store
 
 PNG = b"\x89PNG\r\n\x1a\n"
 IMG = re.compile(r"<img alt='([^']*)' src='data:image/png;base64,([A-Za-z0-9+/=]+)'>")

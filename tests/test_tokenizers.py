@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from gensim.test.utils import datapath
@@ -12,7 +14,7 @@ from gensim.utils import PAT_ALPHABETIC, simple_preprocess
 from gensim.utils import tokenize as gensim_tokenize
 from pydantic import ValidationError
 
-from incremental_w2v.tokenizers import ALPHABETIC, TokenizeSettings, make_tokenizer
+from incremental_w2v.ingest.tokenize import ALPHABETIC, TokenizeSettings, make_tokenizer
 
 
 @pytest.fixture(scope="module")
@@ -71,14 +73,16 @@ def test_simple_cased_is_gensims_tokenize(lee: list[str], deacc: bool) -> None:
 
 def test_making_a_tokenizer_does_not_import_gensim() -> None:
     # The pass runs while gensim is imported in the background: it must not need it.
-    code = ("import sys; from incremental_w2v.tokenizers import TokenizeSettings, "
+    code = ("import sys; from incremental_w2v.ingest.tokenize import TokenizeSettings, "
             "make_tokenizer\n"
             "for mode in ('simple', 'whitespace'):\n"
             "    make_tokenizer(TokenizeSettings(mode=mode))('Some text here')\n"
             "assert not [m for m in sys.modules if m.startswith('gensim')], 'gensim imported'\n"
             "make_tokenizer(TokenizeSettings(deaccent=True))\n"
             "assert 'gensim.utils' in sys.modules\n")
-    subprocess.run([sys.executable, "-c", code], check=True)
+    # The package from this checkout, whether or not it is installed.
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    subprocess.run([sys.executable, "-c", code], check=True, env=env)
 
 
 def test_simple_keeps_case_when_asked() -> None:

@@ -17,15 +17,14 @@ from gensim.models import FastText, KeyedVectors, Word2Vec
 from gensim.test.utils import datapath
 from gensim.utils import SaveLoad
 
+from helpers import ROOT
 from incremental_w2v.errors import DataError, InputMissingError, OutputError, UsageError
-from incremental_w2v.vectors_io import (
-    EXPORT_FORMATS,
+from incremental_w2v.vectors.io import (
+    VECTOR_FORMATS,
     counts_of,
     load_vectors,
     write_vectors,
 )
-
-SRC = Path(__file__).resolve().parents[1] / "src"
 
 
 class LeeSentences:
@@ -48,7 +47,7 @@ def _no_temp_files(folder: Path) -> bool:
     return not [p for p in folder.iterdir() if "incw2v-tmp" in p.name]
 
 
-@pytest.mark.parametrize("fmt", EXPORT_FORMATS)
+@pytest.mark.parametrize("fmt", VECTOR_FORMATS)
 def test_round_trip_through_gensims_own_loaders(model: Word2Vec, tmp_path: Path, fmt: str) -> None:
     out = tmp_path / "vectors.out"  # a name that says nothing: the content decides
     written = write_vectors(model.wv, fmt, out)  # type: ignore[arg-type]
@@ -345,9 +344,9 @@ def test_disk_full_midway_leaves_no_temp_file_and_old_output(tmp_path: Path) -> 
         import resource, signal, sys
         import numpy as np
         from gensim.models import KeyedVectors
-        sys.path.insert(0, {str(SRC)!r})
+        sys.path.insert(0, {str(ROOT)!r})
         from incremental_w2v.errors import OutputError
-        from incremental_w2v.vectors_io import write_vectors
+        from incremental_w2v.vectors.io import write_vectors
 
         kv = KeyedVectors(vector_size=100)
         kv.add_vectors([f"w{{i}}" for i in range(30000)], np.ones((30000, 100), dtype=np.float32))

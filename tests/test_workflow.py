@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from gensim.models import KeyedVectors, Word2Vec
 
-from conftest import Result
+from helpers import Result
 
 
 def manifest(store: Path) -> dict:

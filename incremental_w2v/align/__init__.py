@@ -1,0 +1,1 @@
+"""Bringing a separately trained model into another's space, and merging the two."""

@@ -1,0 +1,164 @@
+"""The ``incw2v`` argument parser: every command, its options and their help.
+
+Options that several commands share (``--json``, ``--wait``, ``--debug``,
+``-q``) are declared once, as parent parsers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
+
+from incremental_w2v import __version__
+from incremental_w2v.align.verdict import describe_thresholds
+from incremental_w2v.cli.exit_codes import EX_USAGE, epilog
+from incremental_w2v.vectors.formats import EXPORT_FORMATS, VECTOR_FORMATS
+
+# Commands over two sets of vectors: they take SOURCE and TARGET, not a CONFIG.
+VECTOR_COMMANDS = ("align", "merge")
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EX_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def _choices_help(choices: dict[str, str]) -> str:
+    return "; ".join(f"{name}: {text}" for name, text in choices.items())
+
+
+def _flag(parent: _Parser, *names: str, **kw: Any) -> _Parser:
+    parent.add_argument(*names, **kw)
+    return parent
+
+
+def _parents() -> dict[str, _Parser]:
+    common = _Parser(add_help=False)
+    common.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    common.add_argument("-q", "--quiet", action="store_true", help="log warnings and errors only")
+    return {
+        "common": common,
+        "json": _flag(_Parser(add_help=False), "--json", action="store_true",
+                      help="print JSON for machines instead of text"),
+        "wait": _flag(_Parser(add_help=False), "--wait", type=float, default=0.0,
+                      metavar="SECONDS",
+                      help="wait up to SECONDS for another run's lock (default: fail at once "
+                      "with exit code 75)"),
+    }
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="incw2v",
+        description="Keep gensim Word2Vec models current as new corpora arrive: "
+        "versioned, crash-safe, measured.",
+        epilog=epilog(),
+    )
+    parser.add_argument("--version", action="version", version=f"incw2v {__version__}")
+    parents = _parents()
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    def command(name: str, help_text: str, *extra: str) -> argparse.ArgumentParser:
+        chosen: list[_Parser] = [parents["common"], *(parents[e] for e in extra)]
+        p = sub.add_parser(name, help=help_text, description=help_text, parents=chosen)
+        p.add_argument("config", metavar="CONFIG", type=Path, help="the YAML config file")
+        return p
+
+    command("validate", "check the config and print every problem at once")
+    p = command("add-corpus",
+                "train the base if needed, then apply every pending corpus (one version each)",
+                "json", "wait")
+    p.add_argument("uris", metavar="URI", nargs="*",
+                   help="extra corpora, applied after the queue and recorded like queued ones")
+    p.add_argument("--allow-tokenize-change", action="store_true",
+                   help="accept tokenize settings that differ from the lineage's")
+    command("status", "show the current version and the pending corpora", "json")
+    command("history", "list every version with its lineage", "json")
+    p = command("rollback", "make another committed version current (older or newer)", "wait")
+    p.add_argument("version", metavar="VERSION", help="e.g. v0002 (or v2, or 2)")
+    p = command("export", "write a version's vectors or model for use elsewhere")
+    p.add_argument("--format", required=True,
+                   choices=list(EXPORT_FORMATS), help=_choices_help(EXPORT_FORMATS))
+    p.add_argument("--output", required=True, type=Path, metavar="PATH",
+                   help="the file to write (side files go beside it)")
+    p.add_argument("--version", dest="version_name", metavar="VERSION",
+                   help="default: the current version")
+    p = command("prune", "delete old versions, keeping the newest N, the current one, and any "
+                "a reader (export, evaluate) holds open", "wait")
+    p.add_argument("--keep", type=int, required=True, metavar="N",
+                   help="how many of the newest versions to keep")
+    p = command("evaluate", "score a version on the configured evaluation sets (read-only)",
+                "json")
+    p.add_argument("--version", dest="version_name", metavar="VERSION",
+                   help="default: the current version")
+    p = command("compare", "scores, vocabulary change and drift from A to B", "json")
+    p.add_argument("a", metavar="A", help="a version (v0002) or a model/vectors file")
+    p.add_argument("b", metavar="B", help="a version (v0003) or a model/vectors file")
+    p = command("promote", "make a candidate that failed a gate current (a recorded override)",
+                "wait")
+    p.add_argument("version", metavar="VERSION", help="the candidate, e.g. v0004")
+    p = command("reject", "drop a candidate: later runs skip the corpus it added", "wait")
+    p.add_argument("version", metavar="VERSION", help="the candidate, e.g. v0004")
+    command("rebuild", "retrain from scratch on every corpus of the current lineage and "
+            "compare with the version it replaces", "json", "wait")
+    p = command("report", "write one self-contained HTML page with the lineage's quality")
+    p.add_argument("--output", required=True, type=Path, metavar="PATH",
+                   help="the HTML file to write")
+    _vector_commands(sub, parents)
+    return parser
+
+
+def _band(text: str) -> tuple[int, int]:
+    try:
+        lo, hi = (int(x) for x in text.split(":"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not FROM:TO (e.g. 0:10000)") from None
+    return lo, hi
+
+
+def _vector_commands(sub: Any, parents: dict[str, _Parser]) -> None:
+    vectors_help = ("a full gensim model, a KeyedVectors file, a word2vec text/binary file, "
+                    "or CONFIG@VERSION (a version of a store)")
+    texts = {
+        "align": "map SOURCE's vectors into TARGET's space on anchor words and write them, "
+                 "with diagnostics of how well the map holds",
+        "merge": "write the union of SOURCE's and TARGET's vocabularies in TARGET's space "
+                 "(SOURCE-only words mapped), with the same diagnostics",
+    }
+    for name, help_text in texts.items():
+        p = sub.add_parser(name, help=help_text, description=help_text,
+                           parents=[parents["common"], parents["json"]],
+                           epilog=f"Verdict on the held-out anchors: {describe_thresholds()}. "
+                           "Details: docs/alignment.md.")
+        p.add_argument("source", metavar="SOURCE", help=vectors_help)
+        p.add_argument("target", metavar="TARGET", help=vectors_help)
+        p.add_argument("--output", required=True, type=Path, metavar="PATH",
+                       help="where to write; diagnostics go to PATH.meta.json")
+        p.add_argument("--format", default="keyedvectors", choices=list(VECTOR_FORMATS),
+                       help="default: keyedvectors; " + _choices_help(VECTOR_FORMATS))
+        if name == "merge":
+            p.add_argument("--prefer", choices=["target", "average"], default="target",
+                           help="shared words: TARGET's vector (default) or the count-weighted "
+                           "average of TARGET's and the mapped SOURCE vector")
+        p.add_argument("--method", choices=["procrustes", "lstsq"], default="procrustes",
+                       help="orthogonal Procrustes (default, keeps cosines) or the unconstrained "
+                       "least squares of gensim's TranslationMatrix (distorts cosines)")
+        p.add_argument("--anchors", type=Path, metavar="FILE",
+                       help="pairs 'source_word target_word', one per line, instead of the "
+                       "shared words")
+        p.add_argument("--anchor-band", type=_band, metavar="FROM:TO",
+                       help="shared words ranked by frequency (counts when known, else file "
+                       "order; the rarer side counts) used as anchors (default 0:10000)")
+        p.add_argument("--anchor-min-count", type=int, metavar="N",
+                       help="anchors must occur at least N times in both models (needs counts)")
+        p.add_argument("--holdout", type=float, default=0.1, metavar="FRACTION",
+                       help="fraction of anchors never used for fitting, to measure the map "
+                       "(default 0.1)")
+        p.add_argument("--center", action="store_true",
+                       help="mean-centre the anchor vectors before fitting")
+        p.add_argument("--refine", type=int, default=0, metavar="N",
+                       help="re-fit N times on CSLS mutual nearest neighbours (as in MUSE)")
+        p.add_argument("--seed", type=int, default=1, help="seed of the held-out split")

@@ -1,0 +1,1 @@
+"""The config: its schema, strict YAML loading, and the quality sections."""

@@ -1,0 +1,318 @@
+"""The YAML config: schema, loading and validation.
+
+Validation collects every problem and reports each with its key path and
+line; unknown and duplicate keys are errors. Relative paths (``store``,
+``log_file``, local corpus paths) resolve against the config file's folder.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import (
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from incremental_w2v.config.base import Strict
+from incremental_w2v.config.quality import (
+    DriftSettings,
+    EvaluationSettings,
+    Gate,
+    RebuildSettings,
+    gate_problems,
+)
+from incremental_w2v.config.strict_yaml import LoadedYaml, dotted, load_file, load_text
+from incremental_w2v.errors import ConfigError
+from incremental_w2v.ingest.formats.catalog import FormatSettings, TextFormat
+from incremental_w2v.ingest.tokenize import TokenizeSettings
+from incremental_w2v.uris import credential_problem, redact
+
+EncodingErrors = Literal["strict", "replace"]
+
+
+class ModelParams(Strict):
+    """gensim ``Word2Vec`` parameters (``model:``)."""
+
+    type: Literal["word2vec", "fasttext"] = "word2vec"
+    vector_size: int = Field(100, ge=1, le=10_000)
+    window: int = Field(5, ge=1)
+    min_count: int = Field(5, ge=1)
+    sample: float = Field(1e-3, ge=0)
+    sg: Literal[0, 1] = 0
+    hs: Literal[0, 1] = 0
+    negative: int = Field(5, ge=0)
+    ns_exponent: float = 0.75
+    cbow_mean: Literal[0, 1] = 1
+    alpha: float = Field(0.025, gt=0)
+    min_alpha: float = Field(0.0001, ge=0)
+    epochs: int = Field(5, ge=1)
+    seed: int = 1
+    workers: int = Field(0, ge=0, description="training threads; 0 means one per core")
+    max_final_vocab: int | None = Field(None, ge=1)
+    shrink_windows: bool = True
+    # FastText only (model.type: fasttext); ignored for word2vec.
+    min_n: int = Field(3, ge=0, description="fasttext: shortest character n-gram")
+    max_n: int = Field(6, ge=0, description="fasttext: longest character n-gram (0: none)")
+    bucket: int = Field(2_000_000, ge=1, description="fasttext: n-gram hash buckets")
+
+    @field_validator("hs")
+    @classmethod
+    def _no_hs(cls, value: int) -> int:
+        if value:
+            raise ValueError(
+                "hs=1 (hierarchical softmax) cannot be updated safely: gensim rebuilds the "
+                "Huffman tree on every vocabulary update and silently corrupts the trained "
+                "syn1 weights; use hs: 0 with negative sampling (negative: 5)"
+            )
+        return value
+
+    @field_validator("negative")
+    @classmethod
+    def _needs_negative(cls, value: int) -> int:
+        if value <= 0:
+            raise ValueError(
+                "negative must be > 0: incremental updates need negative sampling "
+                "(hs=1 cannot be updated safely)"
+            )
+        return value
+
+    def gensim_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for ``gensim.models.Word2Vec``."""
+        exclude = {"type"} if self.type == "fasttext" else {"type", *FASTTEXT_ONLY}
+        kwargs = self.model_dump(exclude=exclude)
+        kwargs["workers"] = self.workers or (os.cpu_count() or 1)
+        return kwargs
+
+
+FASTTEXT_ONLY = ("min_n", "max_n", "bucket")
+
+
+class UpdateSettings(Strict):
+    """How an update trains (``update:``): gensim would silently restart the schedule."""
+
+    # Defaults measured with benchmarks/update_quality.py (README, "Incremental training").
+    alpha: float = Field(0.025, gt=0, description="learning rate at the start of an update")
+    min_alpha: float = Field(0.0001, ge=0, description="learning rate at the end of an update")
+    epochs: int | None = Field(None, ge=1, description="epochs per update; default model.epochs")
+    alpha_decay: float = Field(
+        1.0, gt=0, le=1,
+        description="the n-th update of a lineage (n = 0, 1, ...) starts at alpha * alpha_decay**n",
+    )
+    freeze_epochs: int = Field(
+        0, ge=0,
+        description="hold the input vectors of words the model already had fixed for the "
+        "update's first N epochs (N >= epochs: the whole update); new words always train",
+    )
+
+
+class RehearsalSettings(Strict):
+    """Replay of earlier sentences during updates (``rehearsal:``)."""
+
+    buffer_size: int = Field(
+        50_000, ge=0,
+        description="sentences kept in the replay buffer (a uniform sample of everything "
+        "applied so far); 0 turns rehearsal off",
+    )
+    share: float = Field(
+        0.5, ge=0, le=10,
+        description="replayed sentences per new sentence (0.25: one replayed per four new)",
+    )
+    seed: int = Field(1, description="seed of the reservoir sampling and of the replay draw")
+
+
+class LedgerSettings(Strict):
+    """Memory bound of the vocabulary ledger (``ledger:``)."""
+
+    max_size: int | None = Field(
+        5_000_000, ge=1,
+        description="most distinct tokens the ledger keeps; beyond it, the rarest tokens "
+        "that are not in the model are pruned; null: no bound",
+    )
+
+
+class SourceSettings(Strict):
+    """Transport settings (``sources:``)."""
+
+    s3_endpoint_url: str | None = Field(
+        None, description="endpoint of an S3-compatible store (MinIO, Ceph, …)"
+    )
+
+
+class CorpusEntry(Strict):
+    """One corpus of the queue (or the base corpus)."""
+
+    uri: str
+    name: str | None = None
+    format: FormatSettings = TextFormat()
+    tokenize: TokenizeSettings | None = None
+    encoding_errors: EncodingErrors | None = None
+
+    @field_validator("uri")
+    @classmethod
+    def _no_credentials(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty")
+        problem = credential_problem(value)
+        if problem:
+            raise ValueError(
+                f"{redact(value)} is refused: {problem}; give credentials through the "
+                "environment or your SDK's configuration, never in the URI"
+            )
+        return value
+
+
+class BaseSpec(Strict):
+    """``base:``: exactly one of ``corpus`` (a URI) or ``model`` (a full gensim model)."""
+
+    corpus: str | None = None
+    model: str | None = None
+    name: str | None = None
+    format: FormatSettings = TextFormat()
+    tokenize: TokenizeSettings | None = None
+    encoding_errors: EncodingErrors | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> BaseSpec:
+        if (self.corpus is None) == (self.model is None):
+            raise ValueError(
+                "give exactly one of 'corpus' (a URI) or 'model' (a full gensim model)"
+            )
+        if self.corpus is not None:
+            problem = credential_problem(self.corpus)
+            if problem:
+                raise ValueError(f"corpus {redact(self.corpus)} is refused: {problem}")
+        return self
+
+    def as_entry(self) -> CorpusEntry:
+        assert self.corpus is not None
+        return CorpusEntry(
+            uri=self.corpus,
+            name=self.name,
+            format=self.format,
+            tokenize=self.tokenize,
+            encoding_errors=self.encoding_errors,
+        )
+
+
+class Config(Strict):
+    """A whole config file."""
+
+    store: str
+    log_file: str | None = None
+    model: ModelParams = ModelParams()
+    update: UpdateSettings = UpdateSettings()
+    rehearsal: RehearsalSettings = RehearsalSettings()
+    ledger: LedgerSettings = LedgerSettings()
+    tokenize: TokenizeSettings = TokenizeSettings()
+    encoding_errors: EncodingErrors = "strict"
+    sources: SourceSettings = SourceSettings()
+    base: BaseSpec
+    queue: list[CorpusEntry] = Field(default_factory=list)
+    # Quality (docs/quality.md): scores, drift, gates and rebuilds.
+    evaluation: EvaluationSettings = EvaluationSettings()
+    watch: list[str] = Field(default_factory=list)
+    drift: DriftSettings = DriftSettings()
+    gates: dict[str, Gate] = Field(default_factory=dict)
+    rebuild: RebuildSettings = RebuildSettings()
+
+    @model_validator(mode="after")
+    def _gates_name_metrics(self) -> Config:
+        problems = gate_problems(self.gates, self.evaluation)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    _path: Path = PrivateAttr(default=Path("config.yaml"))
+
+    @property
+    def path(self) -> Path:
+        return self._path
+
+    @property
+    def base_dir(self) -> Path:
+        return self._path.parent
+
+    @property
+    def store_path(self) -> Path:
+        return self._resolve(self.store)
+
+    @property
+    def log_path(self) -> Path | None:
+        return self._resolve(self.log_file) if self.log_file else None
+
+    def _resolve(self, value: str) -> Path:
+        path = Path(os.path.expanduser(value))
+        return path if path.is_absolute() else (self.base_dir / path)
+
+    def tokenize_for(self, entry: CorpusEntry) -> TokenizeSettings:
+        return entry.tokenize or self.tokenize
+
+    def encoding_errors_for(self, entry: CorpusEntry) -> str:
+        return entry.encoding_errors or self.encoding_errors
+
+
+def load_config(path: str | Path) -> Config:
+    """Load and validate ``path``; raises ConfigError listing every problem."""
+    path = Path(path)
+    loaded = load_file(path)
+    return _validate(loaded, path.resolve())
+
+
+def parse_config(text: str, path: str | Path = "config.yaml") -> Config:
+    """Validate a config given as text (relative paths resolve against ``path``'s folder)."""
+    loaded = load_text(text, str(path))
+    return _validate(loaded, Path(path).resolve())
+
+
+def _validate(loaded: LoadedYaml, path: Path) -> Config:
+    if not isinstance(loaded.data, dict):
+        raise ConfigError(
+            f"{loaded.source}: the config must be a mapping of keys (store:, model:, base:, …)"
+        )
+    problems = list(loaded.problems)
+    try:
+        config = Config.model_validate(loaded.data)
+    except ValidationError as exc:
+        problems += [_describe(err, loaded) for err in exc.errors(include_url=False)]
+    if problems:
+        raise ConfigError(
+            f"{loaded.source}: {len(problems)} problem(s) in the config",
+            problems,
+            hint="fix every key listed above, then run 'incw2v validate' again",
+        )
+    config._path = path
+    return config
+
+
+def _describe(err: Any, loaded: LoadedYaml) -> str:
+    # Drop the union-tag segments pydantic adds (e.g. 'text' in queue[0].format.text).
+    loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+    data_loc: tuple[str | int, ...] = ()
+    node: Any = loaded.data
+    for part in loc:
+        in_dict = isinstance(node, dict) and part in node
+        in_list = isinstance(node, list) and isinstance(part, int) and part < len(node)
+        if in_dict or in_list:
+            node = node[part]
+            data_loc = (*data_loc, part)
+        elif err["type"] in ("extra_forbidden", "missing") and part == loc[-1]:
+            data_loc = (*data_loc, part)
+    # A missing key has no line of its own: point at the mapping that lacks it.
+    line = (
+        loaded.line_of(data_loc[:-1]) if data_loc[:-1] else None
+    ) if err["type"] == "missing" else loaded.line_of(data_loc)
+    where = f"{dotted(data_loc)} (line {line})" if line else dotted(data_loc)
+    msg = str(err["msg"])
+    if err["type"] == "extra_forbidden":
+        msg = "unknown key (check its spelling and the README's list of keys)"
+    elif err["type"] == "missing":
+        msg = "required key is missing"
+    elif msg.startswith("Value error, "):
+        msg = msg[len("Value error, "):]
+    return f"{where}: {msg}"

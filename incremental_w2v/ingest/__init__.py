@@ -1,0 +1,1 @@
+"""Reading corpora: sources, decompression, formats, tokenising, the one streaming pass."""

@@ -1,0 +1,1 @@
+"""Corpus formats: how the records (texts) of a decompressed stream are found."""

@@ -1,0 +1,194 @@
+"""Opening corpus sources: local files and any smart_open URI.
+
+A source is opened raw (compression disabled) so that the sha256 recorded
+for it is the hash of the bytes as stored, the figure ``sha256sum`` shows;
+decompression is layered on top by smart_open, inferred from the name.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import lzma
+import os
+import zlib
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from incremental_w2v.errors import (
+    ConfigError,
+    DataError,
+    IncW2VError,
+    InputMissingError,
+    StoreIOError,
+)
+from incremental_w2v.ingest.fingerprint import SourceOptions, is_not_found
+from incremental_w2v.uris import is_remote, redact, resolve_local, scheme_of, scrub
+
+
+class HashingReader(io.RawIOBase):
+    """A raw stream that hashes and counts every byte read through it."""
+
+    def __init__(self, raw: IO[bytes], name: str) -> None:
+        self._raw = raw
+        self.name = name  # compression_wrapper infers the codec from it
+        self.sha256 = hashlib.sha256()
+        self.bytes_read = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._raw.read(len(buffer))
+        n = len(data)
+        buffer[:n] = data
+        self.sha256.update(data)
+        self.bytes_read += n
+        return n
+
+    def close(self) -> None:
+        try:
+            self._raw.close()
+        finally:
+            super().close()
+
+
+@dataclass
+class OpenSource:
+    """An open source: ``stream`` yields decompressed bytes, ``raw`` counts and hashes."""
+
+    uri: str
+    stream: IO[bytes]
+    raw: HashingReader
+
+
+@contextmanager
+def open_source(
+    uri: str,
+    base_dir: Path,
+    options: SourceOptions | None = None,
+    archive_member: str | None = None,
+) -> Iterator[OpenSource]:
+    """Open ``uri`` for reading; decompression inferred from the name.
+
+    A ``.7z`` archive yields one member: ``archive_member``, else its only
+    file, else its ``Posts.xml`` (see ``sevenzip``).
+    """
+    import smart_open  # not at import time: a no-op run only stats its sources
+    from smart_open.compression import compression_wrapper
+
+    options = options or SourceOptions()
+    local = resolve_local(uri, base_dir)
+    target = str(local) if local is not None else uri
+    try:
+        raw = smart_open.open(
+            target, "rb", compression="disable", transport_params=options.transport_params(uri)
+        )
+    except ImportError as exc:  # gs:// and azure:// need optional packages
+        extra = {"gs": "gcs", "azure": "azure"}.get(scheme_of(uri), scheme_of(uri))
+        raise ConfigError(
+            f"corpus {redact(uri)}: reading {scheme_of(uri)}:// URIs needs a package that is "
+            f"not installed ({exc.name or exc})",
+            hint=f"pip install 'smart_open[{extra}]'",
+        ) from None
+    except FileNotFoundError:
+        raise InputMissingError(
+            f"corpus {redact(uri)} does not exist", hint="check the path in the config"
+        ) from None
+    except IsADirectoryError:
+        raise DataError(f"corpus {redact(uri)} is a directory, not a file") from None
+    except PermissionError:
+        raise StoreIOError(
+            f"corpus {redact(uri)} cannot be read: permission denied",
+            hint="check the file's permissions",
+        ) from None
+    except IncW2VError:
+        raise
+    except Exception as exc:  # smart_open transports raise their own types
+        raise remote_error(uri, exc) from None
+    name = os.path.basename(target.split("?", 1)[0])
+    hashing = HashingReader(raw, name)
+    stream: IO[bytes]
+    with ExitStack() as cleanup:
+        cleanup.callback(_close_quietly, hashing)
+        if name.lower().endswith(".7z"):
+            from incremental_w2v.ingest.sevenzip import open_member
+
+            try:
+                stream = cleanup.enter_context(open_member(hashing, local, uri, archive_member))
+            except IncW2VError:
+                raise
+            except Exception as exc:  # reading the archive through the transport failed
+                raise remote_error(uri, exc) from None
+        else:
+            stream = compression_wrapper(io.BufferedReader(hashing, 1 << 20), "rb")
+            cleanup.callback(_close_quietly, stream)
+        yield OpenSource(uri=uri, stream=stream, raw=hashing)
+
+
+def _close_quietly(stream: IO[bytes] | io.IOBase) -> None:
+    # Closing a half-read remote stream must not mask the real error.
+    with suppress(Exception):
+        stream.close()
+
+
+def remote_error(uri: str, exc: BaseException) -> Exception:
+    """Translate a transport's exception into ours, with the URI redacted."""
+    text = scrub(str(exc), uri)
+    shown = redact(uri)
+    if is_not_found(exc):
+        return InputMissingError(
+            f"corpus {shown} does not exist ({type(exc).__name__})",
+            hint="check the URI, and that the object has been uploaded",
+        )
+    if is_remote(uri):
+        return StoreIOError(
+            f"cannot read corpus {shown}: {type(exc).__name__}: {text[:300]}",
+            hint="check the network, the endpoint and your credentials, then re-run",
+        )
+    return StoreIOError(f"cannot read corpus {shown}: {type(exc).__name__}: {text[:300]}")
+
+
+def _zstd_errors() -> tuple[type[BaseException], ...]:
+    # smart_open decompresses .zst with compression.zstd (3.14+) or backports.zstd.
+    try:
+        from compression.zstd import ZstdError  # type: ignore[import-not-found]
+    except ImportError:
+        try:
+            from backports.zstd import ZstdError
+        except ImportError:
+            return ()
+    return (ZstdError,)
+
+
+# Exceptions raised by decompressors on a damaged or truncated stream.
+DECOMPRESSION_ERRORS: tuple[type[BaseException], ...] = (
+    EOFError,
+    gzip.BadGzipFile,
+    zlib.error,
+    lzma.LZMAError,
+    *_zstd_errors(),
+)
+
+
+def is_decompression_error(exc: BaseException) -> bool:
+    """Whether ``exc`` says the compressed data is damaged (not that the transport failed)."""
+    if isinstance(exc, DECOMPRESSION_ERRORS):
+        return True
+    # bz2 (and lzma's file layer) raise a bare OSError for data they cannot decode.
+    return type(exc) is OSError and exc.errno is None and "Invalid data stream" in str(exc)
+
+
+def decompression_error(uri: str, exc: BaseException, raw_offset: int) -> DataError:
+    """A clear error for a truncated or damaged compressed source."""
+    kind = "truncated" if isinstance(exc, EOFError) else "damaged"
+    return DataError(
+        f"corpus {redact(uri)} is {kind}: {exc} (after {raw_offset} compressed bytes)",
+        hint="re-download or re-create the file; nothing was committed",
+    )
+
+

@@ -1,0 +1,1 @@
+"""Quality: scores, drift, gates, comparison and the report."""

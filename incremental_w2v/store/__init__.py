@@ -1,0 +1,1 @@
+"""The versioned store: versions, manifest, locks, and the commands that steer it."""

@@ -1,0 +1,127 @@
+"""The store's records: the manifest (single source of truth) and each version's meta.
+
+Both are pydantic models written as JSON. A version's ``meta.json`` holds its
+whole lineage (every corpus applied since the base, with fingerprints), so
+that finding what is pending needs one small file, never a model.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+
+from incremental_w2v.config.base import StrictRecord
+
+FORMAT_VERSION = 1
+VERSION_RE = re.compile(r"^v\d{4,}$")
+# What a user may type for a version: v0003, v3 and 3 all name v0003.
+VERSION_REF = re.compile(r"^v?\d+$")
+
+
+def version_name(ref: str) -> str:
+    """``v3``, ``3`` and ``v0003`` all name v0003; anything else is returned as it is."""
+    return f"v{int(ref.lstrip('v')):04d}" if VERSION_REF.match(ref) else ref
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+class Fingerprint(StrictRecord):
+    """How a corpus is recognised: a cheap check (stat) and the content hash."""
+
+    size: int | None = None
+    mtime_ns: int | None = None
+    etag: str | None = None
+    last_modified: str | None = None
+    sha256: str
+
+
+class CorpusRecord(StrictRecord):
+    """One corpus applied to a lineage."""
+
+    name: str
+    uri: str  # redacted, as written in the config (relative paths stay relative)
+    fingerprint: Fingerprint
+    format: dict[str, Any] = Field(default_factory=dict)
+    tokenize: dict[str, Any] = Field(default_factory=dict)
+    sentences: int
+    tokens: int
+    skipped: int = 0
+    replacements: int = 0
+    applied_in: str
+    read_seconds: float = 0.0
+
+
+class VersionMeta(StrictRecord):
+    """``versions/vNNNN/meta.json``: everything known about one version."""
+
+    format_version: int = FORMAT_VERSION
+    version: str
+    created_at: str
+    parent: str | None
+    kind: Literal["base", "update", "rebuild", "import"]
+    corpora: list[CorpusRecord]  # the whole lineage, base first
+    added: list[str]  # names of the corpora this version applied
+    params: dict[str, Any]
+    update_params: dict[str, Any] = Field(default_factory=dict)
+    tokenize: dict[str, Any] = Field(default_factory=dict)
+    vocab_size: int
+    words_added: int = 0
+    top_new_words: list[str] = Field(default_factory=list)
+    files: dict[str, str]  # file name -> sha256, checked before anything is unpickled
+    timings: dict[str, float] = Field(default_factory=dict)
+    scores: dict[str, Any] = Field(default_factory=dict)
+    watch: dict[str, Any] = Field(default_factory=dict)  # neighbours of the config's watch words
+    drift: dict[str, Any] = Field(default_factory=dict)  # against the parent and the last rebuild
+    gate: dict[str, Any] = Field(default_factory=dict)  # the gates' verdict at commit
+    notes: list[str] = Field(default_factory=list)
+    tool_version: str = ""
+
+    @field_validator("version", "parent")
+    @classmethod
+    def _safe_name(cls, value: str | None) -> str | None:
+        if value is not None and not VERSION_RE.match(value):
+            raise ValueError(f"not a version name: {value!r}")
+        return value
+
+
+class VersionEntry(StrictRecord):
+    version: str
+    created_at: str
+    parent: str | None = None
+    kind: str
+    status: Literal["committed", "candidate", "rejected"] = "committed"
+    added: list[str] = Field(default_factory=list)
+
+    @field_validator("version")
+    @classmethod
+    def _safe_name(cls, value: str) -> str:
+        # Names become paths: nothing like '../x' or '/etc' may get through.
+        if not VERSION_RE.match(value):
+            raise ValueError(f"not a version name: {value!r}")
+        return value
+
+
+class Event(StrictRecord):
+    at: str
+    action: str
+    version: str | None = None
+    detail: str = ""
+
+
+class Manifest(StrictRecord):
+    format_version: int = FORMAT_VERSION
+    current: str | None = None
+    versions: list[VersionEntry] = Field(default_factory=list)
+    events: list[Event] = Field(default_factory=list)
+
+    def entry(self, version: str) -> VersionEntry | None:
+        return next((v for v in self.versions if v.version == version), None)
+
+    def next_version(self, taken: set[str]) -> str:
+        numbers = [int(v.version[1:]) for v in self.versions] + [int(t[1:]) for t in taken]
+        return f"v{(max(numbers) + 1) if numbers else 1:04d}"

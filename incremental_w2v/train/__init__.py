@@ -1,0 +1,1 @@
+"""Training: planning a run, the ledger, rehearsal, updates, add-corpus and rebuild."""

@@ -1,0 +1,399 @@
+"""Training: the base model, and updates that close gensim's update traps.
+
+An update admits words by their *cumulative* count (the ledger), then makes
+every word's count, downsampling threshold (``sample_int``) and the
+negative-sampling table agree with the ledger, exactly as a from-scratch
+``build_vocab`` over the total would. Training runs in ``corpus_file`` mode
+on the pass's working file, with explicit word counts, epochs and learning
+rate; ``alpha``, ``min_alpha`` and ``epochs`` are restored afterwards.
+
+Freezing (``update.freeze_epochs``): for the update's first N epochs the
+input vectors of the words the model had before the update are held fixed
+through gensim's lock factors (``wv.vectors_lockf``; for FastText
+``vectors_vocab_lockf`` and, since n-gram buckets are shared by old and new
+words, every n-gram bucket too). gensim's ``corpus_file`` training honours
+them (``word2vec_corpusfile.pyx`` takes them from ``init_w2v_config``), so
+the frozen phase is one more ``train()`` call on the same file; the
+learning rate runs on linearly across both calls. The output weights
+(``syn1neg``) keep training, which is what lets new words fit around the
+frozen ones.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from incremental_w2v.config.schema import FASTTEXT_ONLY, ModelParams, UpdateSettings
+from incremental_w2v.errors import ConfigError, DataError
+from incremental_w2v.train.ledger import Ledger
+from incremental_w2v.vectors.cum_table import cum_table, vectorised_cum_table
+
+if TYPE_CHECKING:  # gensim (with scipy) costs ~0.6 s to import: only when training
+    from gensim.models import Word2Vec
+
+logger = logging.getLogger(__name__)
+
+# Parameters that cannot change within one lineage: they shape the arrays or
+# what the weights mean.
+STRUCTURAL = ("vector_size", "sg", "type", "min_n", "max_n", "bucket")
+
+
+@dataclass
+class TrainReport:
+    words_added: int = 0
+    top_new_words: list[str] = field(default_factory=list)
+    vocab_size: int = 0
+    sentences: int = 0
+    tokens: int = 0
+    epochs: int = 0
+    alpha: tuple[float, float] = (0.0, 0.0)
+    frozen_epochs: int = 0
+    frozen_words: int = 0
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "words_added": self.words_added,
+            "top_new_words": self.top_new_words,
+            "vocab_size": self.vocab_size,
+            "sentences": self.sentences,
+            "tokens": self.tokens,
+            "epochs": self.epochs,
+            "alpha": list(self.alpha),
+            "frozen_epochs": self.frozen_epochs,
+            "frozen_words": self.frozen_words,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def _is_fasttext(model: Any) -> bool:
+    from gensim.models import FastText  # loaded already whenever a model exists
+
+    return isinstance(model, FastText)
+
+
+def check_trainable(model: Any, source: str) -> None:
+    """Refuse models gensim cannot update correctly, with the reason."""
+    from gensim.models import Doc2Vec, KeyedVectors, Word2Vec
+
+    if isinstance(model, KeyedVectors):
+        raise ConfigError(
+            f"{source} holds only word vectors (KeyedVectors), not a full Word2Vec model: "
+            "it has no training state (syn1neg, vocabulary counts) to continue from",
+            hint="give the full model saved with Word2Vec.save(), or train a base from a corpus",
+        )
+    if isinstance(model, Doc2Vec):
+        raise ConfigError(
+            f"{source} is a Doc2Vec model; gensim cannot update Doc2Vec vocabularies correctly "
+            "(gensim issue #1019)",
+            hint="use a Word2Vec model",
+        )
+    if not isinstance(model, Word2Vec):  # FastText is a Word2Vec subclass
+        raise ConfigError(
+            f"{source} is a {type(model).__name__}, not a gensim Word2Vec or FastText model"
+        )
+    if getattr(model, "hs", 0):
+        raise ConfigError(
+            f"{source} was trained with hierarchical softmax (hs=1): gensim rebuilds the "
+            "Huffman tree on update and silently corrupts syn1",
+            hint="continue only models trained with negative sampling (hs=0, negative>0)",
+        )
+    if not getattr(model, "negative", 0) or getattr(model, "syn1neg", None) is None:
+        raise ConfigError(
+            f"{source} has no negative-sampling weights (negative=0 or syn1neg missing)",
+            hint="continue only models trained with negative sampling (hs=0, negative>0)",
+        )
+    check_arrays(model, source)
+
+
+def check_arrays(model: Word2Vec, source: str) -> None:
+    """The arrays of a model must agree in length; gensim does not check."""
+    n = len(model.wv)
+    lengths = {
+        "len(wv)": n,
+        "wv.vectors": model.wv.vectors.shape[0],
+        "syn1neg": model.syn1neg.shape[0],
+    }
+    lockf = getattr(model.wv, "vectors_lockf", None)
+    if lockf is not None and len(lockf) not in (1, n):
+        lengths["wv.vectors_lockf"] = len(lockf)
+    counts = model.wv.expandos.get("count")
+    if counts is not None:
+        lengths["counts"] = len(counts)
+    if _is_fasttext(model):
+        lengths["wv.vectors_vocab"] = model.wv.vectors_vocab.shape[0]
+        vlockf = getattr(model.wv, "vectors_vocab_lockf", None)
+        if vlockf is not None and len(vlockf) not in (1, n):
+            lengths["wv.vectors_vocab_lockf"] = len(vlockf)
+    if len(set(lengths.values())) != 1:
+        shown = ", ".join(f"{k}={v}" for k, v in lengths.items())
+        raise DataError(
+            f"{source} is inconsistent: its arrays disagree in length ({shown})",
+            hint="the model is damaged; roll back to an earlier version or rebuild",
+        )
+
+
+def new_model(params: ModelParams) -> Word2Vec:
+    from gensim.models import FastText, Word2Vec
+
+    if params.type == "fasttext":
+        return FastText(**params.gensim_kwargs())
+    return Word2Vec(**params.gensim_kwargs())
+
+
+def update_alpha(update: UpdateSettings, update_index: int) -> tuple[float, float]:
+    """Start and end learning rate of the lineage's ``update_index``-th update (from 0)."""
+    start = update.alpha * update.alpha_decay**update_index
+    return start, min(update.min_alpha, start)
+
+
+def train_base(
+    params: ModelParams, ledger: Ledger, workfile: Path, sentences: int, tokens: int
+) -> tuple[Word2Vec, TrainReport]:
+    """A model trained from scratch on the working file, vocabulary from the ledger."""
+    started = time.perf_counter()
+    model = new_model(params)
+    with vectorised_cum_table():
+        model.build_vocab_from_freq(dict(ledger.counts), corpus_count=sentences)
+    if len(model.wv) == 0:
+        raise DataError(
+            f"no word reaches min_count={params.min_count} in the base corpus",
+            hint="lower model.min_count or use a larger base corpus",
+        )
+    _train(model, workfile, sentences, tokens, params.epochs, params.alpha, params.min_alpha)
+    _restore(model, params)
+    report = TrainReport(
+        words_added=len(model.wv),
+        top_new_words=list(model.wv.index_to_key[:20]),
+        vocab_size=len(model.wv),
+        sentences=sentences,
+        tokens=tokens,
+        epochs=params.epochs,
+        alpha=(params.alpha, params.min_alpha),
+        seconds=time.perf_counter() - started,
+    )
+    return model, report
+
+
+def apply_update(
+    model: Word2Vec,
+    params: ModelParams,
+    update: UpdateSettings,
+    ledger: Ledger,
+    workfile: Path,
+    sentences: int,
+    tokens: int,
+    update_index: int = 0,
+    corpus_sentences: int | None = None,
+) -> TrainReport:
+    """Grow the vocabulary from the (already updated) ledger and continue training.
+
+    ``sentences``/``tokens`` describe what ``workfile`` holds (the new corpus
+    plus any replayed sentences); ``corpus_sentences`` is the new corpus alone.
+    """
+    started = time.perf_counter()
+    old_size = len(model.wv)
+    new_words = admit_new_words(model, ledger, params)
+    if new_words:
+        with vectorised_cum_table():
+            model.build_vocab_from_freq(
+                {w: ledger.counts[w] for w in new_words},
+                corpus_count=corpus_sentences if corpus_sentences is not None else sentences,
+                update=True,
+                trim_rule=_keep_all,
+            )
+    reconcile_vocab(model, ledger, params)
+    epochs = update.epochs or params.epochs
+    model.workers = params.gensim_kwargs()["workers"]
+    start, end = update_alpha(update, update_index)
+    frozen = min(update.freeze_epochs, epochs) if old_size else 0
+    if frozen:
+        # The schedule runs linearly from start to end over all epochs, across both calls.
+        middle = start + (end - start) * frozen / epochs
+        with freeze_old_words(model, old_size):
+            _train(model, workfile, sentences, tokens, frozen, start, middle)
+        if epochs > frozen:
+            _train(model, workfile, sentences, tokens, epochs - frozen, middle, end)
+    else:
+        _train(model, workfile, sentences, tokens, epochs, start, end)
+    _restore(model, params)
+    check_arrays(model, "the updated model")
+    return TrainReport(
+        words_added=len(new_words),
+        top_new_words=new_words[:20],
+        vocab_size=len(model.wv),
+        sentences=sentences,
+        tokens=tokens,
+        epochs=epochs,
+        alpha=(start, end),
+        frozen_epochs=frozen,
+        frozen_words=old_size if frozen else 0,
+        seconds=time.perf_counter() - started,
+    )
+
+
+@contextmanager
+def freeze_old_words(model: Word2Vec, count: int) -> Iterator[None]:
+    """Hold the input vectors of the first ``count`` words fixed; restore the lock factors.
+
+    The lock arrays are full length (one factor per word), so a word admitted
+    by this update (index >= count) is never frozen.
+    """
+    wv = model.wv
+    names = ["vectors_lockf"]
+    if _is_fasttext(model):
+        names = ["vectors_vocab_lockf", "vectors_ngrams_lockf"]
+    saved = {name: getattr(wv, name) for name in names}
+    try:
+        for name in names:
+            old = saved[name]
+            if name == "vectors_ngrams_lockf":
+                # Shared by old and new words: an old word's vector is its own row
+                # plus its n-grams, so every bucket must hold still too.
+                lock = np.zeros(len(wv.vectors_ngrams), dtype=np.float32)
+            else:
+                lock = np.ones(len(wv), dtype=np.float32)
+                if len(old) == len(wv):
+                    lock[:] = old
+                lock[:count] = 0.0
+            setattr(wv, name, lock)
+        yield
+    finally:
+        for name, old in saved.items():
+            setattr(wv, name, old)
+
+
+def admit_new_words(model: Word2Vec, ledger: Ledger, params: ModelParams) -> list[str]:
+    """Words whose cumulative count now reaches min_count, most frequent first.
+
+    ``max_final_vocab`` caps the total: once the model holds that many words,
+    no more are admitted (old words are never removed from a lineage).
+    """
+    known = model.wv.key_to_index
+    fresh = [w for w in ledger.admitted(params.min_count) if w not in known]
+    fresh.sort(key=lambda w: -ledger.counts[w])  # stable: ties keep first-seen order
+    if params.max_final_vocab is not None:
+        room = max(params.max_final_vocab - len(known), 0)
+        fresh = fresh[:room]
+    return fresh
+
+
+def reconcile_vocab(model: Word2Vec, ledger: Ledger, params: ModelParams) -> None:
+    """Counts, sample_int and cum_table as a from-scratch build over the ledger gives."""
+    wv = model.wv
+    counts = np.array([ledger.counts.get(w, 0) for w in wv.index_to_key], dtype=np.int64)
+    wv.allocate_vecattrs(attrs=["count", "sample_int"], types=[np.int64, np.uint32])
+    wv.expandos["count"][:] = counts
+    wv.expandos["sample_int"][:] = sample_ints(counts, params.sample)
+    model.cum_table = cum_table(counts, model.ns_exponent)
+    for name in ("vectors_lockf", "vectors_vocab_lockf"):
+        lockf = getattr(wv, name, None)
+        if lockf is not None and len(lockf) not in (1, len(wv)):
+            # A full-length lock array is not resized by gensim: new words would be
+            # frozen or unfrozen by whichever old word their index wraps onto.
+            grown = np.ones(len(wv), dtype=lockf.dtype)
+            grown[: len(lockf)] = lockf
+            setattr(wv, name, grown)
+    model.corpus_total_words = int(counts.sum())
+
+
+def sample_ints(counts: np.ndarray, sample: float) -> np.ndarray:
+    """gensim's downsampling thresholds (Word2Vec.prepare_vocab), vectorised."""
+    retain_total = float(counts.sum())
+    if not sample:
+        threshold = retain_total
+    elif sample < 1.0:
+        threshold = sample * retain_total
+    else:
+        threshold = float(int(sample * (3 + np.sqrt(5)) / 2))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        v = counts.astype(np.float64)
+        prob = (np.sqrt(v / threshold) + 1) * (threshold / v)
+    prob = np.where((v > 0) & (prob < 1.0), prob, 1.0)
+    # Same truncating float->uint32 conversion as gensim's np.uint32(p * (2**32 - 1)).
+    return (prob * (2**32 - 1)).astype(np.uint32)
+
+
+def _keep_all(word: str, count: int, min_count: int) -> int:
+    from gensim.utils import RULE_KEEP
+
+    return int(RULE_KEEP)
+
+
+def _train(
+    model: Word2Vec,
+    workfile: Path,
+    sentences: int,
+    tokens: int,
+    epochs: int,
+    start_alpha: float,
+    end_alpha: float,
+) -> None:
+    # An update restarts the schedule on purpose; gensim would warn that alpha went up.
+    model.min_alpha_yet_reached = start_alpha
+    wall, cpu = time.perf_counter(), time.process_time()
+    model.train(
+        corpus_file=str(workfile),
+        total_examples=sentences,
+        total_words=tokens,
+        epochs=epochs,
+        start_alpha=start_alpha,
+        end_alpha=end_alpha,
+    )
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    # corpus_file mode trains without the GIL: cores used should be close to model.workers.
+    logger.info(
+        "trained %d epochs on %d tokens in %.2fs: %.0f words/s, %.2f cores busy",
+        epochs, tokens, wall, tokens * epochs / max(wall, 1e-9), cpu / max(wall, 1e-9),
+    )
+
+
+def _restore(model: Word2Vec, params: ModelParams) -> None:
+    """train() overwrites these with what one call used; keep the config's values."""
+    model.alpha = params.alpha
+    model.min_alpha = params.min_alpha
+    model.epochs = params.epochs
+    model.min_alpha_yet_reached = params.min_alpha
+
+
+def structural_mismatch(recorded: dict[str, Any], params: ModelParams) -> list[str]:
+    """Parameters of the config that contradict the lineage's, as readable lines."""
+    now = params.model_dump()
+    keys = [k for k in STRUCTURAL if params.type == "fasttext" or k not in FASTTEXT_ONLY]
+    return [
+        f"model.{key}: lineage has {recorded.get(key)!r}, config has {now.get(key)!r}"
+        for key in keys
+        if key in recorded and recorded.get(key) != now.get(key)
+    ]
+
+
+def params_of_model(model: Word2Vec) -> dict[str, Any]:
+    """The hyper-parameters of an existing gensim model, in config terms."""
+    extra: dict[str, Any] = {}
+    if _is_fasttext(model):
+        extra = {"min_n": int(model.wv.min_n), "max_n": int(model.wv.max_n),
+                 "bucket": int(model.wv.bucket)}
+    return {
+        "type": "fasttext" if _is_fasttext(model) else "word2vec",
+        **extra,
+        "vector_size": int(model.vector_size),
+        "window": int(model.window),
+        "min_count": int(model.min_count),
+        "sample": float(model.sample),
+        "sg": int(model.sg),
+        "hs": int(model.hs),
+        "negative": int(model.negative),
+        "ns_exponent": float(model.ns_exponent),
+        "cbow_mean": int(model.cbow_mean),
+        "alpha": float(model.alpha),
+        "min_alpha": float(model.min_alpha),
+        "epochs": int(model.epochs),
+    }

@@ -1,0 +1,1 @@
+"""Word vectors on disk and in memory: loading, writing, mapping, ranking."""

@@ -1,5 +1,0 @@
-"""``python -m incremental_w2v``."""
-
-from .cli import entry_point
-
-entry_point()
