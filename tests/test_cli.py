@@ -66,7 +66,8 @@ def test_a_process_that_loaded_gensim_still_flushes_everything_and_keeps_its_cod
     done = run_subprocess("add-corpus", config, "--json")
     assert done.returncode == 0, done.stderr
     assert [a["version"] for a in json.loads(done.stdout)["applied"]] == ["v0001", "v0002"]
-    assert "applied 2 corpus(es)" in (tmp_path / "run.log").read_text().splitlines()[-1]
+    log = (tmp_path / "run.log").read_text().splitlines()
+    assert "applied 2 corpus(es)" in log[-3] and log[-1].startswith("  v0002 update on v0001")
 
     bad = tmp_path / "bad.txt"
     bad.write_bytes(corpora["c"].read_bytes()[:5000] + b"\xff\xfe broken\n")

@@ -197,9 +197,12 @@ def test_prune_never_deletes_current(
     assert cli("rollback", config, "v0001").code == 0
     result = cli("prune", config, "--keep", "1")
     assert result.code == 0, result.err
-    kept = [v["version"] for v in manifest(tmp_store(config))["versions"]]
-    assert kept == ["v0001", "v0003"]
-    assert sorted(p.name for p in (tmp_store(config) / "versions").iterdir()) == kept
+    listed = manifest(tmp_store(config))["versions"]
+    # Every version stays listed (its lineage record is kept); v0002's arrays are gone.
+    assert [(v["version"], v["pruned_at"] is not None) for v in listed] == [
+        ("v0001", False), ("v0002", True), ("v0003", False)]
+    assert sorted(p.name for p in (tmp_store(config) / "versions" / "v0002").iterdir()) == [
+        "COMMITTED", "meta.json"]
     assert cli("status", config, "--json").json()["current"] == "v0001"
     assert cli("prune", config, "--keep", "0").code == 64
 

@@ -112,6 +112,10 @@ def _drift_record(
         **summary(compare_spaces(parent_space, new, config.drift, config.base_dir, detail=False)),
     }
     rebuild = store.last_rebuild(parent)
+    if rebuild is not None and store.is_pruned(rebuild):
+        # Prune keeps the current version's last rebuild; this one went with another branch.
+        logger.info("no drift against the last rebuild %s: it was pruned", rebuild)
+        rebuild = None
     if kind != "rebuild" and rebuild is not None:
         if rebuild == parent:
             record["rebuild"] = record["parent"]

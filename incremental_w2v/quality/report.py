@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from incremental_w2v.config.needs import REPORT, require
 from incremental_w2v.config.schema import Config
 from incremental_w2v.errors import UsageError
 from incremental_w2v.fsutil import atomic_outputs, check_output_folder
@@ -33,16 +34,12 @@ img{max-width:100%;border:1px solid #eee} .note{color:#555;font-style:italic}
 
 
 def _pyplot() -> Any:
-    try:
-        import matplotlib
+    require(features=[REPORT])
+    import matplotlib
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise UsageError(
-            "the HTML report needs matplotlib",
-            hint="pip install 'incremental_w2v[extras]'",
-        ) from None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     return plt
 
 

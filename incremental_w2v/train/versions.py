@@ -25,6 +25,7 @@ from incremental_w2v.ingest.corpus import Corpus, PassResult, require_tokens, st
 from incremental_w2v.ingest.diskspace import ensure_room, expansion, folder_bytes
 from incremental_w2v.ingest.pool import choose_processes
 from incremental_w2v.quality.assess import assess
+from incremental_w2v.quality.summary import quality_line
 from incremental_w2v.store.manifest import CorpusRecord, Fingerprint, VersionMeta
 from incremental_w2v.store.store import Staging, Store
 from incremental_w2v.train.background import Background
@@ -395,8 +396,11 @@ def commit_version(
     draft.timings.update(save=time.perf_counter() - t0, evaluate=assessment.seconds)
     meta = store.commit(staging, {**draft.fields(), **assessment.fields},
                         make_current=assessment.passed)
+    parent_scores = store.read_meta(meta.parent).scores if meta.parent else None
     logger.info(
-        "committed %s (%s: %s), vocabulary %d (+%d)",
-        meta.version, meta.kind, ", ".join(meta.added), meta.vocab_size, meta.words_added,
+        "committed %s (%s: %s), vocabulary %d (+%d): %s",
+        meta.version, meta.kind, ", ".join(meta.added) or f"all corpora of {meta.parent}",
+        meta.vocab_size, meta.words_added,
+        quality_line(meta.scores, parent_scores, meta.drift.get("parent")),
     )
     return meta
