@@ -69,8 +69,13 @@ class Progress:
         self._bar: tqdm[Any] | None = None
         self._beat: threading.Thread | None = None
         if self.tty:
+            try:  # a terminal that reports no size (some containers) gets a fixed width
+                sized = os.get_terminal_size(sys.stderr.fileno()).columns > 0
+            except (OSError, ValueError):
+                sized = False
             self._bar = tqdm(total=total, desc=desc, unit=f" {unit}" if unit != "B" else unit,
-                             unit_scale=True, file=sys.stderr, leave=False, dynamic_ncols=True)
+                             unit_scale=True, file=sys.stderr, leave=False,
+                             dynamic_ncols=sized, ncols=None if sized else 100)
         else:
             self._beat = threading.Thread(target=self._heartbeat, name="progress", daemon=True)
             self._beat.start()
