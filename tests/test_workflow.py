@@ -126,6 +126,21 @@ def test_changed_corpus_stops_with_65_and_keeps_store(
     assert "changed since it was applied in v0002" in result.err
     assert "rollback" in result.err
     assert (tmp_store(config) / "manifest.json").read_bytes() == before
+    # status is read-only: it reports the problem and still shows the state (exit 0).
+    shown = cli("status", config)
+    assert shown.code == 0, shown.err
+    assert shown.out.startswith("current: v0002 (vocabulary ")
+    assert "problem: the next run would stop: corpus" in shown.out
+    assert "changed since it was applied in v0002" in shown.out and "hint: " in shown.out
+    data = cli("status", config, "--json").json()
+    assert data["current"] == "v0002" and data["applied"] == 2
+    assert [p["kind"] for p in data["problems"]] == ["DataError"]
+    # A queued file that is missing is reported the same way (a run would exit 66).
+    config.write_text(config.read_text() + "  - uri: nowhere.txt\n")
+    missing = cli("status", config, "--json")
+    assert missing.code == 0
+    assert [p["kind"] for p in missing.json()["problems"]] == ["DataError", "InputMissingError"]
+    assert "config's folder" in missing.json()["problems"][1]["hint"]
 
 
 def test_touched_but_identical_corpus_is_still_applied(
@@ -255,6 +270,15 @@ def test_export_older_version_and_bad_output(
     bad = cli("export", config, "--format", "word2vec-text", "--output",
               tmp_path / "no" / "such" / "dir" / "x.txt")
     assert bad.code == 73
+    # An existing file is replaced only with --force.
+    before = out.read_bytes()
+    again = cli("export", config, "--format", "word2vec-text", "--output", out)
+    assert again.code == 73 and "exists" in again.err and "--force" in again.err
+    assert out.read_bytes() == before
+    forced = cli("export", config, "--format", "word2vec-text", "--output", out, "--force",
+                 "--json")
+    assert forced.code == 0 and forced.json()["version"] == "v0002"
+    assert out.read_bytes() != before
 
 
 def test_commands_on_a_store_that_does_not_exist(

@@ -69,7 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="print incw2v's version and exit")
     _global_options(parser, False)
     parents = _parents()
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser,
+                                help="what to do (incw2v COMMAND --help says more)")
     sub.required = True
 
     def command(name: str, help_text: str, *extra: str, epilog: str | None = None,
