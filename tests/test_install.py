@@ -13,7 +13,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import pytest
@@ -36,9 +35,9 @@ sys.meta_path.insert(0, Block())
 
 def core_closure() -> set[str]:
     """Every distribution the core install brings in (dependencies of dependencies, with
-    the extras asked for), by normalised name."""
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    todo = [Requirement(r) for r in project["dependencies"]]
+    the extras asked for), by normalised name. The project's own requirements are read
+    from its installed metadata, which pip made from pyproject.toml."""
+    todo = [Requirement(r) for r in md.requires("incremental_w2v") or []]
     seen: set[str] = set()
     while todo:
         req = todo.pop()
