@@ -223,3 +223,27 @@ def test_uris_resolve_against_the_current_folder_on_the_command_line(
     assert in_config.code == 66
     assert f"in the config resolves against the config's folder ({config.parent})" \
         in in_config.err
+
+
+def test_readme_minimal_config_validates_with_its_required_keys_marked(tmp_path: Path) -> None:
+    from incremental_w2v.config.schema import parse_config
+
+    block = README.split("## A minimal config")[1].split("```yaml\n")[1].split("```")[0]
+    assert len(block.strip().splitlines()) <= 10
+    config = parse_config(block, tmp_path / "config.yaml")
+    assert config.retention.keep == 8 and config.publish[0].formats == ["word2vec-binary"]
+    marked = [line.split(":")[0] for line in block.splitlines() if "REQUIRED" in line]
+    assert marked == ["store", "base"]
+
+
+def test_readme_runs_on_a_schedule_and_ci_runs_its_test_command() -> None:
+    assert re.search(r"^\d+ \d+ \* \* \d+ .*incw2v add-corpus config.yaml", README, re.MULTILINE)
+    assert "[Timer]" in README and "OnCalendar=" in README and "Type=oneshot" in README
+    first, second = re.findall(r"```sh\n(python3 -m venv .*)\n```", README)[:2]
+    assert "pip install -e . &&" in first and "add-corpus configs/example.yaml" in first
+    ci = (Path(__file__).resolve().parents[1] / ".ci" / "run").read_text()
+    assert "pip install --quiet -e '.[test]'" in ci and ".venv/bin/python -m pytest" in ci
+    assert second.endswith(".venv/bin/python -m pytest")
+    # The measured tables moved to docs, none lost: the README keeps one paragraph.
+    assert README.count("\n| ") < 40
+    assert "docs/benchmarks.md" in README

@@ -97,7 +97,7 @@ FASTTEXT_ONLY = ("min_n", "max_n", "bucket")
 class UpdateSettings(Strict):
     """How an update trains (``update:``): gensim would silently restart the schedule."""
 
-    # Defaults measured with benchmarks/update_quality.py (README, "Incremental training").
+    # Defaults measured with benchmarks/update_quality.py (docs/benchmarks.md).
     alpha: float = Field(0.025, gt=0, description="learning rate at the start of an update")
     min_alpha: float = Field(0.0001, ge=0, description="learning rate at the end of an update")
     epochs: int | None = Field(None, ge=1, description="epochs per update; default model.epochs")
@@ -379,7 +379,7 @@ def _describe(err: Any, loaded: LoadedYaml) -> str:
     where = f"{dotted(data_loc)} (line {line})" if line else dotted(data_loc)
     msg = str(err["msg"])
     if err["type"] == "extra_forbidden":
-        msg = "unknown key (check its spelling and the README's list of keys)"
+        msg = "unknown key (check its spelling and the list of keys in docs/config.md)"
     elif err["type"] == "missing":
         msg = "required key is missing"
     elif msg.startswith("Value error, "):

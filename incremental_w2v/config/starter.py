@@ -17,7 +17,7 @@ STARTER = """\
 # incw2v config: one lineage of Word2Vec models, kept current as new corpora arrive.
 # Keys marked REQUIRED must be set; every other key shows its default and may be left out.
 # Relative paths resolve against this file's folder. Check it with: incw2v validate CONFIG
-# Every key: README.md ("The config"), docs/incremental.md, docs/quality.md, docs/formats.md.
+# Every key: docs/config.md; more in docs/lineage.md, docs/publish.md, docs/quality.md.
 
 store: ./store                   # REQUIRED: the folder that keeps the versions (created)
 

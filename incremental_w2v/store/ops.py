@@ -449,7 +449,7 @@ def publish(config: Config, wait: float = 0.0) -> Published:
     if not config.publish:
         raise UsageError("the config has no 'publish:' targets",
                          hint="add e.g. 'publish: [{to: /srv/models/news, formats: "
-                         "[word2vec-binary]}]' (README, 'The config')")
+                         "[word2vec-binary]}]' (docs/publish.md)")
     with locked(config.store_path, "publish", wait) as store:
         written = publish_current(store, config, force=True)
         current = store.read_manifest().current
