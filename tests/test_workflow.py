@@ -342,3 +342,36 @@ def test_applied_corpus_deleted_from_disk_stays_applied(
     missing = make_config("data/a.txt", ["data/b.txt", "data/never.txt"])
     refused = cli("add-corpus", missing)
     assert refused.code == 66 and "never.txt does not exist" in refused.err
+
+
+def test_commit_line_summary_and_history_show_scores_drift_and_parents(
+    corpora: dict[str, Path], make_config: Callable[..., Path], cli: Callable[..., Result],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import logging
+    import re
+
+    config = make_config(corpora["a"], [corpora["b"], corpora["c"]])
+    with caplog.at_level(logging.INFO, logger="incremental_w2v"):
+        run = cli("add-corpus", config)
+    assert run.code == 0, run.err
+    rows = cli("history", config, "--json").json()
+    v1, v2 = rows[0]["scores"], rows[1]["scores"]
+    drift = rows[1]["drift"]["parent"]["drift"]
+    ws_change = v2["wordsim353"]["value"] - v1["wordsim353"]["value"]
+    expected = (f"wordsim353 {v2['wordsim353']['value']:.4f} ({ws_change:+.4f})")
+    # The commit's log line: scores, their change against the parent, drift from it.
+    commit = next(r.getMessage() for r in caplog.records
+                  if r.getMessage().startswith("committed v0002"))
+    assert expected in commit and f"drift vs v0001 {drift:.4f}" in commit, commit
+    # The run's summary says the same per version, once, on stdout.
+    assert "  v0002 update on v0001 (b.txt): " in run.out and expected in run.out
+    assert run.out.count("v0002 update on v0001") == 1
+    # Text history: each version's parent, scores and drift; a rollback's branch is visible.
+    assert cli("rollback", config, "v0001").code == 0
+    assert cli("add-corpus", config, "--json").json()["applied"][0]["parent"] == "v0001"
+    text = cli("history", config).out
+    assert re.search(r"v0002 .* parent v0001  vocab", text)
+    assert re.search(r"v0004 .* parent v0001 \(branch\)", text), text
+    assert expected in text and f"drift vs v0001 {drift:.4f}" in text
+    assert "[rollback " in text
