@@ -149,13 +149,18 @@ def publish_current(store: Store, config: Config, force: bool = False) -> list[s
     if current is None:
         return []
     written: list[str] = []
+    loaded: list[tuple[VersionMeta, Any]] = []  # the version's meta and model, read once
     for entry in config.publish:
         target = None
         try:
             target = target_of(config, entry)
             if not force and not is_stale(target.read_pointer(), current, entry):
                 continue
-            _publish(store, current, entry, target)
+            if not loaded:
+                with store.pinned(current):
+                    loaded.append((store.read_meta(current),
+                                   store.load_model(current, mmap="r")))
+            _publish(store, *loaded[0], entry, target)
         except IncW2VError as exc:
             exc.message = (f"{exc.message} (while publishing {current} to "
                            f"{target.shown if target else redact(entry.to)}; {current} is "
@@ -175,12 +180,10 @@ def publish_current(store: Store, config: Config, force: bool = False) -> list[s
     return written
 
 
-def _publish(store: Store, version: str, entry: PublishTarget, target: Target) -> None:
+def _publish(store: Store, meta: VersionMeta, model: Any, entry: PublishTarget,
+             target: Target) -> None:
     from incremental_w2v.vectors.io import write_vectors  # gensim: only when writing
 
-    with store.pinned(version):
-        meta = store.read_meta(version)
-        model = store.load_model(version, mmap="r")
     files: dict[str, dict[str, Any]] = {}
     with target.files(store) as folder:
         for fmt in entry.formats:
@@ -193,7 +196,8 @@ def _publish(store: Store, version: str, entry: PublishTarget, target: Target) -
                 target.put(path.name, path)
         # Written last: a reader that sees this version finds every file already in place.
         target.put_pointer(pointer(meta, files))
-    logger.info("published %s to %s (%s)", version, target.shown, ", ".join(sorted(files)))
+    logger.info("published %s to %s (%s)", meta.version, target.shown,
+                ", ".join(sorted(files)))
 
 
 def pointer(meta: VersionMeta, files: dict[str, dict[str, Any]]) -> bytes:
