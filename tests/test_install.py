@@ -91,15 +91,20 @@ def zst_corpus(path: Path) -> None:
     path.write_bytes(zstd.compress("".join(lee_lines()[100:200]).encode()))
 
 
-def test_a_missing_module_stops_the_run_before_anything_is_committed(tmp_path: Path) -> None:
-    (tmp_path / "base.txt").write_text("".join(lee_lines()[:100]), encoding="utf-8")
-    zst_corpus(tmp_path / "dump.txt.zst")
-    config = write_config(tmp_path, """
+def zst_lineage(folder: Path) -> Path:
+    """A config whose base is plain text and whose queue holds a .zst dump."""
+    (folder / "base.txt").write_text("".join(lee_lines()[:100]), encoding="utf-8")
+    zst_corpus(folder / "dump.txt.zst")
+    return write_config(folder, """
         store: store
         model: {vector_size: 8, min_count: 2, epochs: 1, workers: 1}
         base: {corpus: base.txt}
         queue: [{uri: dump.txt.zst}]
         """)
+
+
+def test_a_missing_module_stops_the_run_before_anything_is_committed(tmp_path: Path) -> None:
+    config = zst_lineage(tmp_path)
     blocked = ["backports.zstd", "compression"]
     checked = run(["validate", str(config)], tmp_path, blocked)
     assert checked.returncode == 78, checked.stderr
@@ -147,14 +152,7 @@ def test_readme_install_in_a_fresh_venv_reads_zst_and_writes_the_report(tmp_path
     pip = subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "-e", str(ROOT)],
                          capture_output=True, text=True, timeout=1200)
     assert pip.returncode == 0, pip.stderr[-3000:]
-    (tmp_path / "base.txt").write_text("".join(lee_lines()[:100]), encoding="utf-8")
-    zst_corpus(tmp_path / "dump.txt.zst")
-    config = write_config(tmp_path, """
-        store: store
-        model: {vector_size: 8, min_count: 2, epochs: 1, workers: 1}
-        base: {corpus: base.txt}
-        queue: [{uri: dump.txt.zst}]
-        """)
+    config = zst_lineage(tmp_path)
     incw2v = str(venv / "bin" / "incw2v")
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     for argv in (["validate", str(config)], ["add-corpus", str(config)],
