@@ -86,7 +86,8 @@ class Lineage:
 
     def add_corpus(self, uris: Sequence[str] = (), wait: float = 0.0,
                    allow_tokenize_change: bool = False) -> AddResult:
-        """Train the base if there is none, then apply every pending corpus (and ``uris``)."""
+        """Train the base if there is none, then apply every pending corpus (and ``uris``,
+        whose relative paths resolve against the current folder, as on the command line)."""
         from incremental_w2v.train.add_corpus import add_corpus
 
         return add_corpus(self.config, tuple(uris), wait, allow_tokenize_change)
