@@ -107,6 +107,7 @@ def test_report_axes_coverage_width_branches_and_pruned_versions(
     page = out.read_text(encoding="utf-8")
     assert "<td>v0002 (branch)</td>" in page and "branch from v0002" not in page  # in the PNG
     assert page.count("committed, pruned") == 3 and "class='pruned'" in page
+    assert "committed, pruned, rolled back to v0002" in page  # v0003, left by the rollback
     # The plots use the page's width.
     assert "img{width:100%" in page and "max-width:1100px" not in page
 

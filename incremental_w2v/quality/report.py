@@ -53,7 +53,7 @@ class Tree:
     """The versions as the lineage tree they are: x positions, parents, current lineage."""
 
     def __init__(self, metas: list[VersionMeta], current: str | None,
-                 pruned: set[str]) -> None:
+                 pruned: set[str], rollbacks: dict[str, str] | None = None) -> None:
         self.metas = metas
         self.x = {m.version: i for i, m in enumerate(metas)}
         by_name = {m.version: m for m in metas}
@@ -67,6 +67,8 @@ class Tree:
         # or a candidate's sibling); a rebuild replaces its parent, it does not branch.
         self.branches = {m.version: m.parent for i, m in enumerate(metas)
                          if m.parent and i and metas[i - 1].version != m.parent}
+        # version rolled back from -> the version made current instead
+        self.rollbacks = {v: to for v, to in (rollbacks or {}).items() if v in self.x}
 
     def labels(self) -> list[str]:
         return [m.version + ("\n(pruned)" if m.version in self.pruned else "")
@@ -99,6 +101,10 @@ class Tree:
                         markerfacecolor=color if on else "white")
 
     def mark_branches(self, ax: Any) -> None:
+        for version, to in self.rollbacks.items():
+            ax.annotate(f"rolled back to {to}", (self.x[version], 0.0),
+                        xycoords=("data", "axes fraction"), fontsize=9, color="#a50",
+                        ha="center", va="bottom")
         for version, parent in self.branches.items():
             ax.annotate(f"branch from {parent}", (self.x[version], 1.0),
                         xycoords=("data", "axes fraction"), fontsize=9, color="#a50",
@@ -176,7 +182,9 @@ def build_report(config: Config) -> tuple[str, dict[str, Any]]:
         if event.action == "promote" and event.version in status:
             status[event.version] = "committed (promoted)"
     pruned = {e.version for e in entries if e.pruned_at is not None}
-    tree = Tree(metas, manifest.current, pruned)
+    rollbacks = {e.detail.removeprefix("from "): e.version for e in manifest.events
+                 if e.action == "rollback" and e.version and e.detail.startswith("from v")}
+    tree = Tree(metas, manifest.current, pruned, rollbacks)
     plots: list[tuple[str, str, Plot]] = []  # (title, alt, the plot)
 
     metrics = list(dict.fromkeys(k for m in metas for k in m.scores))
@@ -287,6 +295,8 @@ def _version_table(
         d = (m.drift.get("parent") or {}).get("drift")
         gate = "; ".join(m.gate.get("failures", [])) if m.gate else ""
         st = status[m.version] + (", pruned" if m.version in tree.pruned else "")
+        if m.version in tree.rollbacks:
+            st += f", rolled back to {tree.rollbacks[m.version]}"
         mark = " (current)" if m.version == current else ""
         parent = m.parent or ""
         if m.version in tree.branches:
