@@ -214,7 +214,7 @@ def test_prune_never_deletes_current(
     assert result.code == 0, result.err
     listed = manifest(tmp_store(config))["versions"]
     # Every version stays listed (its lineage record is kept); v0002's arrays are gone.
-    assert [(v["version"], v["pruned_at"] is not None) for v in listed] == [
+    assert [(v["version"], v.get("pruned_at") is not None) for v in listed] == [
         ("v0001", False), ("v0002", True), ("v0003", False)]
     assert sorted(p.name for p in (tmp_store(config) / "versions" / "v0002").iterdir()) == [
         "COMMITTED", "meta.json"]
@@ -375,3 +375,17 @@ def test_commit_line_summary_and_history_show_scores_drift_and_parents(
     assert re.search(r"v0004 .* parent v0001 \(branch\)", text), text
     assert expected in text and f"drift vs v0001 {drift:.4f}" in text
     assert "[rollback " in text
+
+
+def test_a_store_that_never_pruned_or_excluded_writes_no_new_manifest_keys(
+    corpora: dict[str, Path], make_config: Callable[..., Path], cli: Callable[..., Result],
+) -> None:
+    # So that it stays readable by the incw2v versions from before those features.
+    config = make_config(corpora["a"], [corpora["b"]])
+    assert cli("add-corpus", config).code == 0
+    data = manifest(tmp_store(config))
+    assert "exclusions" not in data and all("pruned_at" not in v for v in data["versions"])
+    assert cli("exclude", config, "v0002").code == 0
+    assert cli("prune", config, "--keep", "1").code == 0
+    data = manifest(tmp_store(config))
+    assert len(data["exclusions"]) == 1 and data["versions"][0]["pruned_at"]

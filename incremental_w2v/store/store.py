@@ -400,7 +400,15 @@ class Store:
 
     def write_manifest(self, manifest: Manifest) -> None:
         """Replace the manifest: the one commit point. Committed once this returns."""
-        data = json.dumps(manifest.model_dump(mode="json"), indent=2).encode()
+        record = manifest.model_dump(mode="json")
+        # Keys of later features only once used: a store that never pruned or excluded
+        # anything stays readable by the versions of incw2v before them.
+        if not record["exclusions"]:
+            del record["exclusions"]
+        for entry in record["versions"]:
+            if entry["pruned_at"] is None:
+                del entry["pruned_at"]
+        data = json.dumps(record, indent=2).encode()
         try:
             atomic_write_bytes(self.root / MANIFEST, data, sync_dir=False)
         except OSError as exc:
