@@ -60,3 +60,7 @@ class LockedError(IncW2VError):
 
 class GateFailedError(IncW2VError):
     """A quality gate refused to promote a new version (it is kept as a candidate)."""
+
+
+class TrainingError(IncW2VError):
+    """Training itself failed (a training thread raised): a bug or a value no check caught."""

@@ -11,6 +11,7 @@ from incremental_w2v.errors import (
     LockedError,
     OutputError,
     StoreIOError,
+    TrainingError,
     UsageError,
 )
 
@@ -35,6 +36,7 @@ EXIT_CODES: dict[type[IncW2VError], int] = {
     LockedError: EX_TEMPFAIL,
     ConfigError: EX_CONFIG,
     GateFailedError: EX_GATE,
+    TrainingError: EX_SOFTWARE,
 }
 
 MEANINGS: dict[int, str] = {

@@ -19,7 +19,7 @@ from pydantic import (
     model_validator,
 )
 
-from incremental_w2v.config.base import Strict
+from incremental_w2v.config.base import INT32_MAX, UINT32_MAX, Strict
 from incremental_w2v.config.quality import (
     DriftSettings,
     EvaluationSettings,
@@ -34,32 +34,42 @@ from incremental_w2v.ingest.tokenize import TokenizeSettings
 from incremental_w2v.uris import credential_problem, redact
 
 EncodingErrors = Literal["strict", "replace"]
+# gensim cuts longer sentences (MAX_WORDS_IN_BATCH): no window can be wider.
+MAX_SENTENCE_WORDS = 10_000
 
 
 class ModelParams(Strict):
-    """gensim ``Word2Vec`` parameters (``model:``)."""
+    """gensim ``Word2Vec`` parameters (``model:``).
+
+    The bounds are those gensim's C code and numpy accept (a window past 2^31
+    kills a training thread, a negative seed is refused by numpy's
+    RandomState, a non-finite learning rate segfaults), tightened to what can
+    make sense: gensim trains on sentences of at most 10,000 words, so a
+    wider window changes nothing.
+    """
 
     type: Literal["word2vec", "fasttext"] = "word2vec"
     vector_size: int = Field(100, ge=1, le=10_000)
-    window: int = Field(5, ge=1)
-    min_count: int = Field(5, ge=1)
-    sample: float = Field(1e-3, ge=0)
+    window: int = Field(5, ge=1, le=MAX_SENTENCE_WORDS)
+    min_count: int = Field(5, ge=1, le=INT32_MAX)
+    sample: float = Field(1e-3, ge=0, le=1e12)
     sg: Literal[0, 1] = 0
     hs: Literal[0, 1] = 0
-    negative: int = Field(5, ge=0)
-    ns_exponent: float = 0.75
+    negative: int = Field(5, ge=0, le=1000)
+    ns_exponent: float = Field(0.75, ge=-10, le=10, description="negative-sampling exponent")
     cbow_mean: Literal[0, 1] = 1
-    alpha: float = Field(0.025, gt=0)
-    min_alpha: float = Field(0.0001, ge=0)
-    epochs: int = Field(5, ge=1)
-    seed: int = 1
-    workers: int = Field(0, ge=0, description="training threads; 0 means one per core")
-    max_final_vocab: int | None = Field(None, ge=1)
+    alpha: float = Field(0.025, gt=0, le=1)
+    min_alpha: float = Field(0.0001, ge=0, le=1)
+    epochs: int = Field(5, ge=1, le=10_000)
+    seed: int = Field(1, ge=0, le=UINT32_MAX)
+    workers: int = Field(0, ge=0, le=1024, description="training threads; 0 means one per core")
+    max_final_vocab: int | None = Field(None, ge=1, le=INT32_MAX)
     shrink_windows: bool = True
     # FastText only (model.type: fasttext); ignored for word2vec.
-    min_n: int = Field(3, ge=0, description="fasttext: shortest character n-gram")
-    max_n: int = Field(6, ge=0, description="fasttext: longest character n-gram (0: none)")
-    bucket: int = Field(2_000_000, ge=1, description="fasttext: n-gram hash buckets")
+    min_n: int = Field(3, ge=1, le=100, description="fasttext: shortest character n-gram")
+    max_n: int = Field(6, ge=0, le=100, description="fasttext: longest character n-gram (0: none)")
+    bucket: int = Field(2_000_000, ge=1, le=INT32_MAX,
+                        description="fasttext: n-gram hash buckets")
 
     @field_validator("hs")
     @classmethod
@@ -97,15 +107,17 @@ class UpdateSettings(Strict):
     """How an update trains (``update:``): gensim would silently restart the schedule."""
 
     # Defaults measured with benchmarks/update_quality.py (README, "Incremental training").
-    alpha: float = Field(0.025, gt=0, description="learning rate at the start of an update")
-    min_alpha: float = Field(0.0001, ge=0, description="learning rate at the end of an update")
-    epochs: int | None = Field(None, ge=1, description="epochs per update; default model.epochs")
+    alpha: float = Field(0.025, gt=0, le=1, description="learning rate at the start of an update")
+    min_alpha: float = Field(0.0001, ge=0, le=1,
+                             description="learning rate at the end of an update")
+    epochs: int | None = Field(None, ge=1, le=10_000,
+                               description="epochs per update; default model.epochs")
     alpha_decay: float = Field(
         1.0, gt=0, le=1,
         description="the n-th update of a lineage (n = 0, 1, ...) starts at alpha * alpha_decay**n",
     )
     freeze_epochs: int = Field(
-        0, ge=0,
+        0, ge=0, le=10_000,
         description="hold the input vectors of words the model already had fixed for the "
         "update's first N epochs (N >= epochs: the whole update); new words always train",
     )
@@ -115,7 +127,7 @@ class RehearsalSettings(Strict):
     """Replay of earlier sentences during updates (``rehearsal:``)."""
 
     buffer_size: int = Field(
-        50_000, ge=0,
+        50_000, ge=0, le=100_000_000,
         description="sentences kept in the replay buffer (a uniform sample of everything "
         "applied so far); 0 turns rehearsal off",
     )
@@ -130,7 +142,7 @@ class LedgerSettings(Strict):
     """Memory bound of the vocabulary ledger (``ledger:``)."""
 
     max_size: int | None = Field(
-        5_000_000, ge=1,
+        5_000_000, ge=1, le=INT32_MAX,
         description="most distinct tokens the ledger keeps; beyond it, the rarest tokens "
         "that are not in the model are pruned; null: no bound",
     )

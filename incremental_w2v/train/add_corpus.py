@@ -83,7 +83,7 @@ def add_corpus(
             if parent is None:
                 # Loaded (and gensim imported) while the first pass reads its corpus.
                 parent = Background(partial(load_parent, store, config, current.version),
-                                    "load-parent")
+                                    "load-parent", imports=("gensim",))
             meta = apply_one(store, config, current, parent, item)
             result.applied.append(_applied(meta))
             if not meta.gate.get("passed", True):
