@@ -25,7 +25,9 @@ EX_CANTCREAT = 73
 EX_IOERR = 74
 EX_TEMPFAIL = 75
 EX_CONFIG = 78
+EX_HANGUP = 129  # 128 + SIGHUP: stopped cleanly
 EX_INTERRUPTED = 130
+EX_TERMINATED = 143  # 128 + SIGTERM: stopped cleanly
 
 EXIT_CODES: dict[type[IncW2VError], int] = {
     UsageError: EX_USAGE,
@@ -50,7 +52,9 @@ MEANINGS: dict[int, str] = {
     EX_IOERR: "I/O error",
     EX_TEMPFAIL: "another run holds the lock",
     EX_CONFIG: "configuration error",
+    EX_HANGUP: "stopped by SIGHUP",
     EX_INTERRUPTED: "interrupted",
+    EX_TERMINATED: "stopped by SIGTERM",
 }
 
 

@@ -155,6 +155,18 @@ class SourceSettings(Strict):
         None, description="endpoint of an S3-compatible store (MinIO, Ceph, …)"
     )
 
+    @field_validator("s3_endpoint_url")
+    @classmethod
+    def _no_endpoint_credentials(cls, value: str | None) -> str | None:
+        problem = credential_problem(value) if value else None
+        if problem:
+            raise ValueError(
+                f"{redact(value or '')} is refused: {problem}; libraries log the endpoint at "
+                "debug level, so credentials go in the environment (AWS_ACCESS_KEY_ID, "
+                "AWS_SECRET_ACCESS_KEY) or an AWS profile"
+            )
+        return value
+
 
 class CorpusEntry(Strict):
     """One corpus of the queue (or the base corpus)."""
@@ -195,10 +207,10 @@ class BaseSpec(Strict):
             raise ValueError(
                 "give exactly one of 'corpus' (a URI) or 'model' (a full gensim model)"
             )
-        if self.corpus is not None:
-            problem = credential_problem(self.corpus)
+        for key, value in (("corpus", self.corpus), ("model", self.model)):
+            problem = credential_problem(value) if value is not None else None
             if problem:
-                raise ValueError(f"corpus {redact(self.corpus)} is refused: {problem}")
+                raise ValueError(f"{key} {redact(value or '')} is refused: {problem}")
         return self
 
     def as_entry(self) -> CorpusEntry:
@@ -232,6 +244,15 @@ class Config(Strict):
     drift: DriftSettings = DriftSettings()
     gates: dict[str, Gate] = Field(default_factory=dict)
     rebuild: RebuildSettings = RebuildSettings()
+
+    @field_validator("store", "log_file")
+    @classmethod
+    def _no_location_credentials(cls, value: str | None) -> str | None:
+        problem = credential_problem(value) if value else None
+        if problem:
+            raise ValueError(f"{redact(value or '')} is refused: {problem}; give credentials "
+                             "through the environment or your SDK's configuration")
+        return value
 
     @model_validator(mode="after")
     def _gates_name_metrics(self) -> Config:

@@ -64,6 +64,10 @@ class VersionMeta(StrictRecord):
     created_at: str
     parent: str | None
     kind: Literal["base", "update", "rebuild", "import"]
+    # What the lineage started from, as the config named it: {"corpus": key} or
+    # {"model": key, "sha256": ...}; a config naming another base is refused. Empty in
+    # versions written before it was recorded (their base corpora tell).
+    base: dict[str, str] = Field(default_factory=dict)
     corpora: list[CorpusRecord]  # the whole lineage, base first
     added: list[str]  # names of the corpora this version applied
     params: dict[str, Any]

@@ -37,9 +37,14 @@ from incremental_w2v.train.model import (
     structural_mismatch,
     train_base,
 )
-from incremental_w2v.train.plan import PendingCorpus, source_options
+from incremental_w2v.train.plan import (
+    PendingCorpus,
+    base_record,
+    lineage_base,
+    source_options,
+)
 from incremental_w2v.train.rehearsal import REPLAY_FILE, ReplayBuffer, absorb_file, mix_and_absorb
-from incremental_w2v.uris import redact
+from incremental_w2v.uris import printable, redact
 from incremental_w2v.vectors.safe_pickle import check_pickle
 
 logger = logging.getLogger(__name__)
@@ -61,11 +66,12 @@ class Draft:
     update_params: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    base: dict[str, str] = field(default_factory=dict)
 
     def fields(self) -> dict[str, Any]:
         """The keyword arguments of the version's ``VersionMeta``, but its name and files."""
         return {
-            "kind": self.kind, "parent": self.parent, "corpora": self.corpora,
+            "kind": self.kind, "parent": self.parent, "base": self.base, "corpora": self.corpora,
             "added": self.added, "vocab_size": self.vocab_size, "words_added": self.words_added,
             "top_new_words": self.top_new_words, "params": self.params,
             "tokenize": self.tokenize, "update_params": self.update_params,
@@ -238,7 +244,7 @@ def create_base(store: Store, config: Config, items: list[PendingCorpus]) -> Ver
             vocab_size=trained.report.vocab_size, words_added=trained.report.words_added,
             top_new_words=trained.report.top_new_words, params=config.model.model_dump(),
             tokenize=config.tokenize.model_dump(), update_params={"ledger_pruned": pruned},
-            timings={"read": t1 - t0, **trained.seconds}, notes=notes,
+            timings={"read": t1 - t0, **trained.seconds}, notes=notes, base=base_record(config),
         )
         return commit_version(store, staging, config, trained.model, trained.ledger, draft,
                               trained.replay)
@@ -283,7 +289,7 @@ def import_base_model(store: Store, config: Config) -> VersionMeta:
     )
     st = path.stat()
     record = CorpusRecord(
-        name=config.base.name or path.name,
+        name=printable(config.base.name or path.name),
         uri=f"model:{config.base.model}",
         fingerprint=Fingerprint(size=st.st_size, mtime_ns=st.st_mtime_ns, sha256=sha256_file(path)),
         sentences=ledger.sentences,
@@ -297,6 +303,7 @@ def import_base_model(store: Store, config: Config) -> VersionMeta:
         tokenize=config.tokenize.model_dump(), timings={"import": time.perf_counter() - t0},
         notes=["imported from an existing model: words below its min_count were never "
                "counted, so the ledger starts from the model's vocabulary"],
+        base=base_record(config, model_sha256=record.fingerprint.sha256),
     )
     with store.staging() as staging:
         return commit_version(store, staging, config, model, ledger, draft)
@@ -363,7 +370,7 @@ def apply_one(
             # "load": waiting for the parent after the pass (it loads during it).
             timings={"read": t1 - t0 - waited, "load": waited, "replay": t2 - t1,
                      "train": t3 - t2},
-            notes=notes,
+            notes=notes, base=lineage_base(config, current),
         )
         return commit_version(store, staging, config, model, ledger, draft, replay)
 
