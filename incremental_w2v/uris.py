@@ -14,7 +14,7 @@ import os
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from urllib.parse import parse_qsl, unquote, unquote_plus, urlsplit
+from urllib.parse import parse_qsl, quote, unquote, unquote_plus, urlsplit
 
 from incremental_w2v.errors import ConfigError, InputMissingError
 
@@ -189,9 +189,31 @@ def environment_secrets(environ: Mapping[str, str] | None = None) -> list[str]:
     return sorted(found, key=len, reverse=True)
 
 
+# Characters no URL may hold raw (http.client refuses them: an internal error, not a hint).
+_RAW_IN_URL = re.compile(r"[\x00-\x20\x7f]")
+
+
+def uri_problem(uri: str) -> str | None:
+    """Why ``uri`` may not be used (a secret in it, a character a URL cannot hold), or None."""
+    problem = credential_problem(uri)
+    if problem:
+        return problem
+    if is_remote(uri) and _RAW_IN_URL.search(uri):
+        bad = _RAW_IN_URL.search(uri)
+        assert bad is not None
+        return (f"it holds {printable(repr(bad.group(0)))}, which a URL cannot hold as it is: "
+                "write a space as %20 (percent-encode the others)")
+    return None
+
+
+def ascii_url(uri: str) -> str:
+    """``uri`` with non-ASCII characters percent-encoded (as UTF-8), for urllib."""
+    return quote(uri, safe="".join(chr(c) for c in range(0x21, 0x7f)))
+
+
 def check_uri(uri: str) -> None:
     """Raise ConfigError if ``uri`` may not be used."""
-    problem = credential_problem(uri)
+    problem = uri_problem(uri)
     if problem:
         raise ConfigError(
             f"corpus URI {redact(uri)} is refused: {problem}",

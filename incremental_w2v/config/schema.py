@@ -29,9 +29,10 @@ from incremental_w2v.config.quality import (
 )
 from incremental_w2v.config.strict_yaml import LoadedYaml, dotted, load_file, load_text
 from incremental_w2v.errors import ConfigError
+from incremental_w2v.ingest.fingerprint import STALL_TIMEOUT
 from incremental_w2v.ingest.formats.catalog import FormatSettings, TextFormat
 from incremental_w2v.ingest.tokenize import TokenizeSettings
-from incremental_w2v.uris import credential_problem, redact
+from incremental_w2v.uris import credential_problem, redact, uri_problem
 
 EncodingErrors = Literal["strict", "replace"]
 # gensim cuts longer sentences (MAX_WORDS_IN_BATCH): no window can be wider.
@@ -154,6 +155,11 @@ class SourceSettings(Strict):
     s3_endpoint_url: str | None = Field(
         None, description="endpoint of an S3-compatible store (MinIO, Ceph, …)"
     )
+    stall_timeout: float = Field(
+        STALL_TIMEOUT, gt=0, le=86_400,
+        description="seconds a source may send nothing (a silent server, a named pipe "
+        "with no writer) before the run fails with exit code 74",
+    )
 
     @field_validator("s3_endpoint_url")
     @classmethod
@@ -182,7 +188,7 @@ class CorpusEntry(Strict):
     def _no_credentials(cls, value: str) -> str:
         if not value.strip():
             raise ValueError("must not be empty")
-        problem = credential_problem(value)
+        problem = uri_problem(value)
         if problem:
             raise ValueError(
                 f"{redact(value)} is refused: {problem}; give credentials through the "
@@ -208,7 +214,7 @@ class BaseSpec(Strict):
                 "give exactly one of 'corpus' (a URI) or 'model' (a full gensim model)"
             )
         for key, value in (("corpus", self.corpus), ("model", self.model)):
-            problem = credential_problem(value) if value is not None else None
+            problem = uri_problem(value) if value is not None else None
             if problem:
                 raise ValueError(f"{key} {redact(value or '')} is refused: {problem}")
         return self

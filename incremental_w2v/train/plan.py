@@ -60,7 +60,8 @@ class Plan:
 
 
 def source_options(config: Config) -> SourceOptions:
-    return SourceOptions(s3_endpoint_url=config.sources.s3_endpoint_url)
+    return SourceOptions(s3_endpoint_url=config.sources.s3_endpoint_url,
+                         stall_timeout=config.sources.stall_timeout)
 
 
 def specs_for(

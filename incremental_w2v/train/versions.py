@@ -22,7 +22,12 @@ from incremental_w2v.config.schema import Config, ModelParams
 from incremental_w2v.errors import ConfigError, InputMissingError
 from incremental_w2v.fsutil import os_error, sha256_file
 from incremental_w2v.ingest.corpus import Corpus, PassResult, require_tokens, stream_once
-from incremental_w2v.ingest.diskspace import ensure_room, expansion, folder_bytes
+from incremental_w2v.ingest.diskspace import (
+    WithinReserve,
+    ensure_room,
+    expansion,
+    folder_bytes,
+)
 from incremental_w2v.ingest.pool import choose_processes
 from incremental_w2v.quality.assess import assess
 from incremental_w2v.store.manifest import CorpusRecord, Fingerprint, VersionMeta
@@ -123,7 +128,8 @@ def read_into(
     ensure_room(store.root, [(i.spec.uri, i.stat) for i in items],
                 folder_bytes(store.version_dir(current) if current else None))
     try:
-        with open(workfile, "w", encoding="utf-8", newline="\n") as out:
+        with open(workfile, "w", encoding="utf-8", newline="\n") as handle:
+            out = WithinReserve(handle, workfile.parent)  # a bomb stops at the reserve
             for item in items:
                 logger.info("reading %s (%s)", item.spec.name, redact(item.spec.uri))
                 # A pipe's size (0) says nothing; a compressed file's says a quarter of it.
