@@ -1,10 +1,13 @@
-"""What a corpus URI means: expansion of globs and folders, and redaction.
+"""What a corpus URI means: expansion, one key per file, redaction, and printable names.
 
 A queue entry's ``uri`` may be a local path, a glob, a folder, ``file://``,
 any smart_open scheme, or ``gensim-test:NAME`` for a file of gensim's bundled
 test data. URIs that carry credentials are refused: credentials come from the
 environment or the SDK's usual chain, never from the config, so that no
 secret can end up in logs, manifests or the model's ``lifecycle_events``.
+Whatever is shown is redacted (:func:`redact`, :func:`scrub`) and escaped
+(:func:`printable`); a local file has one key however it is spelt
+(:func:`corpus_key`).
 """
 
 from __future__ import annotations

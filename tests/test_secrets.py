@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import Result, package_env, run_subprocess
+from helpers import Result, package_env, run_subprocess, version_model
 from incremental_w2v.uris import credential_problem, environment_secrets, redact, scrub
 from test_crash_sweep import TINY_MODEL, write_workspace
 
@@ -136,10 +136,9 @@ def test_query_secrets_never_reach_any_output(
                  ["history", config], ["status", config]):
         shown = cli(*args)
         outputs += [shown.out, shown.err]
-    from gensim.models import Word2Vec
 
     store = folder / "store"
-    model = Word2Vec.load(str(store / "versions" / "v0002" / "model"))
+    model = version_model(store, "v0002")
     outputs.append(json.dumps(model.lifecycle_events, default=str))
     haystack = "\n".join(outputs)
     assert "127.0.0.1" in run.stderr  # the debug log did talk about the request

@@ -64,7 +64,8 @@ def read_lines(path: Path, what: str, hint: str, max_bytes: int = MAX_BYTES,
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
-        raise DataError(f"{what} {shown} is not UTF-8 text (line {line}, byte {exc.start})",
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1)
+        raise DataError(f"{what} {shown}:{line}: not valid UTF-8 (byte {column} of the line)",
                         hint="save it as UTF-8") from None
     lines = text.splitlines()
     if len(lines) > max_lines:

@@ -197,7 +197,8 @@ class Store:
         """
         meta = self.verify(version)
         try:
-            return load_model(self.version_dir(version) / MODEL, meta.params.get("type"), mmap)
+            return load_model(self.version_dir(version) / MODEL, meta.params.get("type"), mmap,
+                              meta.model_format)
         except OSError as exc:
             raise os_error(exc, f"loading version {version}") from None
 

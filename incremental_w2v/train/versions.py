@@ -19,7 +19,7 @@ from typing import Any
 
 from incremental_w2v import __version__
 from incremental_w2v.config.schema import Config, ModelParams
-from incremental_w2v.errors import ConfigError, InputMissingError
+from incremental_w2v.errors import ConfigError, IncW2VError, InputMissingError
 from incremental_w2v.fsutil import os_error, sha256_file
 from incremental_w2v.ingest.corpus import Corpus, PassResult, require_tokens, stream_once
 from incremental_w2v.ingest.diskspace import (
@@ -50,7 +50,8 @@ from incremental_w2v.train.plan import (
 )
 from incremental_w2v.train.rehearsal import REPLAY_FILE, ReplayBuffer, absorb_file, mix_and_absorb
 from incremental_w2v.uris import printable, redact
-from incremental_w2v.vectors.safe_pickle import check_pickle
+from incremental_w2v.vectors.model_file import MODEL_FORMAT, load_saved
+from incremental_w2v.vectors.safe_pickle import NotWordVectors
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +82,7 @@ class Draft:
             "top_new_words": self.top_new_words, "params": self.params,
             "tokenize": self.tokenize, "update_params": self.update_params,
             "timings": {k: round(v, 3) for k, v in self.timings.items()},
-            "notes": self.notes, "tool_version": __version__,
+            "notes": self.notes, "tool_version": __version__, "model_format": MODEL_FORMAT,
         }
 
 
@@ -258,8 +259,6 @@ def create_base(store: Store, config: Config, items: list[PendingCorpus]) -> Ver
 
 def import_base_model(store: Store, config: Config) -> VersionMeta:
     """Bring an existing full gensim model in as the lineage's first version."""
-    from gensim.utils import SaveLoad
-
     assert config.base.model is not None
     path = config._resolve(config.base.model)
     if not path.is_file():
@@ -267,10 +266,19 @@ def import_base_model(store: Store, config: Config) -> VersionMeta:
             f"base model {path} does not exist", hint="check 'base.model' in the config"
         )
     t0 = time.perf_counter()
-    # The user's own model file has no recorded hash: refuse one that could run code.
-    check_pickle(path)
+    # The user's own model file has no recorded hash: nothing in it may run code.
     try:
-        model = SaveLoad.load(str(path), mmap=None)
+        model = load_saved(path, mmap=None)
+    except NotWordVectors as exc:
+        doc2vec = exc.gensim_class == "Doc2Vec"
+        raise ConfigError(
+            f"base model {path} is a {exc.gensim_class}, not a gensim Word2Vec or FastText "
+            "model" + ("; gensim cannot update Doc2Vec vocabularies correctly (gensim issue "
+                       "#1019)" if doc2vec else ""),
+            hint="use a Word2Vec or FastText model saved with gensim's save()",
+        ) from None
+    except IncW2VError:
+        raise
     except Exception as exc:
         raise ConfigError(
             f"base model {path} cannot be loaded as a gensim model: {type(exc).__name__}: {exc}",
