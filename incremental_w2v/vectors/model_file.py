@@ -44,6 +44,7 @@ PICKLE_FORMAT = 1
 MODEL_FORMAT = 2
 _MAGIC = "incw2v-model"
 _FUNCTIONS = {"hash": hash}
+_PLAIN = (str, int, float, bool, type(None))  # JSON's own values: kept as they are
 
 
 def save_model(model: Any, path: Path) -> None:
@@ -161,6 +162,8 @@ class _Encoder:
         if isinstance(value, np.generic):
             return {"__scalar__": value.dtype.str, "value": value.item()}
         if isinstance(value, list):
+            if all(type(v) in _PLAIN for v in value):  # the vocabulary: no walk per word
+                return value
             return [self.encode(v) for v in value]
         if isinstance(value, tuple):
             return {"__tuple__": [self.encode(v) for v in value]}
@@ -169,6 +172,8 @@ class _Encoder:
                 raise TypeError(f"cannot save a defaultdict of {value.default_factory}")
             return {"__defaultdict__": "int", "items": self._pairs(value)}
         if isinstance(value, dict):
+            if all(type(k) is str and type(v) in _PLAIN for k, v in value.items()):
+                return {"__plain_dict__": value}  # key_to_index, at JSON's own speed
             return {"__dict__": self._pairs(value)}
         if isinstance(value, (set, frozenset)):
             return {"__set__": [self.encode(v) for v in value]}
@@ -213,6 +218,8 @@ class _Decoder:
         if value is None or isinstance(value, (bool, int, float, str)):
             return value
         if isinstance(value, list):
+            if all(type(v) in _PLAIN for v in value):
+                return value
             return [self.decode(v) for v in value]
         if not isinstance(value, dict) or len(value) not in (1, 2):
             raise self._bad(f"an unknown value {str(value)[:80]}")
@@ -220,6 +227,11 @@ class _Decoder:
             return np.dtype(value["__scalar__"]).type(value["value"])
         if "__tuple__" in value:
             return tuple(self.decode(v) for v in value["__tuple__"])
+        if "__plain_dict__" in value:
+            plain = value["__plain_dict__"]
+            if not isinstance(plain, dict) or not all(type(v) in _PLAIN for v in plain.values()):
+                raise self._bad("a malformed mapping")
+            return plain
         if "__dict__" in value:
             return {self.decode(k): self.decode(v) for k, v in value["__dict__"]}
         if "__defaultdict__" in value:
