@@ -155,12 +155,17 @@ def stalling_config(workspace: Path, queue: str, timeout: float = 2) -> Path:
     return config
 
 
-def check_stalled(result: subprocess.CompletedProcess[str], store: Path, before: dict[str, str],
-                  seconds: float, what: str) -> None:
+def assert_stalls(config: Path, what: str) -> None:
+    """add-corpus fails with 74 in time, naming the setting; the store is as it was."""
+    store = config.parent / "store"
+    skip = {".lock", ".lock.info", ".readers"}
+    before = tree_hashes(store, skip)
+    started = time.monotonic()
+    result = run("add-corpus", config)
     assert result.returncode == 74, result.stderr
     assert what in result.stderr and "sources.stall_timeout" in result.stderr
-    assert seconds < 60
-    assert tree_hashes(store, {".lock", ".lock.info", ".readers"}) == before
+    assert time.monotonic() - started < 60
+    assert tree_hashes(store, skip) == before
     assert leftovers(store) == []
 
 
@@ -168,11 +173,7 @@ def test_a_queued_fifo_with_no_writer_fails_after_the_stall_timeout(tmp_path: Pa
     fifo = tmp_path / "incoming.txt"
     os.mkfifo(fifo)
     config = stalling_config(tmp_path / "ws", str(fifo))
-    store = config.parent / "store"
-    before = tree_hashes(store, {".lock", ".lock.info", ".readers"})
-    started = time.monotonic()
-    result = run("add-corpus", config)
-    check_stalled(result, store, before, time.monotonic() - started, "had no writer")
+    assert_stalls(config, "had no writer")
     # The lock was released with the failure: the next run is not refused.
     assert run("status", config).returncode == 0
 
@@ -181,8 +182,6 @@ def test_a_fifo_whose_writer_goes_silent_fails_after_the_stall_timeout(tmp_path:
     fifo = tmp_path / "incoming.txt"
     os.mkfifo(fifo)
     config = stalling_config(tmp_path / "ws", str(fifo))
-    store = config.parent / "store"
-    before = tree_hashes(store, {".lock", ".lock.info", ".readers"})
     done = threading.Event()
 
     def write_then_hang() -> None:
@@ -192,10 +191,10 @@ def test_a_fifo_whose_writer_goes_silent_fails_after_the_stall_timeout(tmp_path:
             done.wait(DEADLINE)
 
     threading.Thread(target=write_then_hang, daemon=True).start()
-    started = time.monotonic()
-    result = run("add-corpus", config)
-    done.set()
-    check_stalled(result, store, before, time.monotonic() - started, "sent no data")
+    try:
+        assert_stalls(config, "sent no data")
+    finally:
+        done.set()
 
 
 class Silent(BaseHTTPRequestHandler):
@@ -218,12 +217,7 @@ class Silent(BaseHTTPRequestHandler):
 
 def test_a_silent_server_fails_after_the_stall_timeout(tmp_path: Path) -> None:
     with http_server(Silent) as base:
-        config = stalling_config(tmp_path / "ws", f"{base}/corpus.txt")
-        store = config.parent / "store"
-        before = tree_hashes(store, {".lock", ".lock.info", ".readers"})
-        started = time.monotonic()
-        result = run("add-corpus", config)
-        check_stalled(result, store, before, time.monotonic() - started, "timed out")
+        assert_stalls(stalling_config(tmp_path / "ws", f"{base}/corpus.txt"), "timed out")
 
 
 @pytest.mark.parametrize("timeout", ["0", "-1", ".inf", ".nan", "true", "1e9"])
