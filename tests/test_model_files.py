@@ -221,6 +221,7 @@ def main_pickle(tmp_path: Path, marker: Path, name: str) -> bytes:
     import importlib
 
     from gensim.similarities.docsim import Similarity
+    from numpy.random import _pickle as random_pickle
 
     prefix = str(tmp_path / "planted")
     multiarray = importlib.import_module("numpy._core.multiarray" if np.__version__ >= "2"
@@ -246,13 +247,21 @@ def main_pickle(tmp_path: Path, marker: Path, name: str) -> bytes:
         "eval": lambda: pickle.dumps(Reducing(eval, f"open({str(marker)!r}, 'w')")),
         "getattr": lambda: pickle.dumps(Reducing(getattr, Reducing(__import__, "os"), "system")),
         "persistent id": lambda: b"\x80\x02P0\n.",
+        # numpy's random-state constructor calls what it is given: here a model class
+        "random ctor": lambda: pickle.dumps(Reducing(
+            random_pickle.__randomstate_ctor, "MT19937", FastText)),
+        "bit generator ctor": lambda: pickle.dumps(Reducing(
+            random_pickle.__bit_generator_ctor, Word2Vec)),
+        "defaultdict of a model": lambda: pickle.dumps(Reducing(
+            __import__("collections").defaultdict, Word2Vec)),
     }
     return made[name]()
 
 
 @pytest.mark.parametrize("name", ["os.system", "Similarity(...)", "Word2Vec(...)",
                                   "np.memmap(...)", "_reconstructor", "INST", "_reconstruct",
-                                  "eval", "getattr", "persistent id"])
+                                  "eval", "getattr", "persistent id", "random ctor",
+                                  "bit generator ctor", "defaultdict of a model"])
 def test_a_main_pickle_that_acts_when_loaded_is_refused(tmp_path: Path, name: str) -> None:
     marker = tmp_path / "PWNED"
     path = tmp_path / "evil.model"

@@ -140,6 +140,9 @@ class _Restricted(_PurePython):  # type: ignore[misc]
                           if v is not np.memmap and v is not self._names[
                               ("gensim.utils", "call_on_class_only")]}
         self._reconstruct = self._names[("numpy._core.multiarray", "_reconstruct")]
+        self._bit_generators = {id(v) for (m, n), v in self._names.items()
+                                if m.startswith("numpy.random._") and n != "__randomstate_ctor"
+                                and n != "__generator_ctor"}
         self._defaultdict = self._names[("collections", "defaultdict")]
 
     def find_class(self, module: str, name: str) -> Any:
@@ -172,6 +175,12 @@ class _Restricted(_PurePython):  # type: ignore[misc]
             raise Refused(f"an array of {_name(first)}")
         if func is self._defaultdict and first is not None and first not in _SAFE_TYPES:
             raise Refused(f"a defaultdict of {_name(first)}")
+        # numpy's random-state constructors call what they are given: only bit generators.
+        for arg in args if isinstance(args, tuple) else ():
+            if callable(arg) and func is not self._reconstruct and not (
+                func is self._defaultdict and arg in _SAFE_TYPES
+            ) and id(arg) not in self._bit_generators:
+                raise Refused(f"a call of {_name(func)} given {_name(arg)}")
 
     def load_reduce(self) -> None:
         args = self.stack[-1]
