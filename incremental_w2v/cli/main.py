@@ -71,8 +71,10 @@ class Sanitizer(logging.Filter):
         if getattr(record, "_incw2v_clean", False):
             return True
         if record.args and not getattr(record, "summary", False):  # a summary is rendered
-            record.args = tuple(_escaped(a) for a in (
-                record.args if isinstance(record.args, tuple) else (record.args,)))
+            if isinstance(record.args, dict):  # logging's "%(name)s" form
+                record.args = {k: _escaped(v) for k, v in record.args.items()}
+            else:
+                record.args = tuple(_escaped(a) for a in record.args)
         try:
             message = record.getMessage()
         except (TypeError, ValueError):  # a library's malformed format: show it as it is
