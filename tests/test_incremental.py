@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from gensim.models import FastText, Word2Vec
 
-from helpers import Result
+from helpers import Result, version_model
 from incremental_w2v.config.schema import ModelParams, UpdateSettings
 from incremental_w2v.train.ledger import Ledger, count_tokens
 from incremental_w2v.train.model import apply_update, freeze_old_words, train_base
@@ -24,7 +24,9 @@ from test_training import tokens_of
 
 
 def load(config: Path, version: str, cls: type[Word2Vec] = Word2Vec) -> Word2Vec:
-    return cls.load(str(config.parent / "store" / "versions" / version / "model"))
+    model = version_model(config.parent / "store", version)
+    assert isinstance(model, cls)
+    return model
 
 
 def history(cli: Callable[..., Result], config: Path) -> list[dict[str, Any]]:
