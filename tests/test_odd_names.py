@@ -128,7 +128,7 @@ def spellings(folder: Path) -> list[str]:
 
 
 def test_the_same_file_under_several_uris_is_applied_once(
-    workspace: Path, cli: Callable[..., Result]
+    workspace: Path, cli: Callable[..., Result], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     (workspace / "sub").mkdir()
     config = workspace / "config.yaml"
@@ -140,7 +140,9 @@ def test_the_same_file_under_several_uris_is_applied_once(
     assert [a["name"] for a in applied] == ["a.txt", "c.txt"]
     skipped = first.json()["skipped"]
     assert skipped and all("the same file as c.txt" in s["reason"] for s in skipped)
-    # Later runs, and the same file given on the command line in each spelling: nothing.
+    # Later runs, and the same file given on the command line in each spelling: nothing
+    # (a relative path on the command line is relative to the current folder).
+    monkeypatch.chdir(workspace)
     again = cli("add-corpus", config, *spellings(workspace), "--json")
     assert again.code == 0 and again.json()["applied"] == [], again.err
     status = cli("status", config, "--json").json()
