@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from incremental_w2v.align.mapping import AlignOptions
     from incremental_w2v.quality.compare import Comparison, Evaluation
     from incremental_w2v.quality.report import Reported
-    from incremental_w2v.store.ops import Exported, History, Moved, Pruned, Rejected
+    from incremental_w2v.store.ops import Exported, History, Moved, Pruned, Rejected, Repaired
     from incremental_w2v.train.add_corpus import AddResult
     from incremental_w2v.train.plan import Status
     from incremental_w2v.train.rebuild import Rebuilt
@@ -58,7 +58,10 @@ class Lineage:
 
     def validate(self) -> Validated:
         """The config was checked when this object was made; say what it describes."""
-        return Validated(config=str(self.config.path), store=str(self.config.store_path),
+        from incremental_w2v.store.location import check_place
+
+        check_place(self.config)
+        return Validated(config=str(self.config.path), store=self.config.store_location,
                          queue=len(self.config.queue))
 
     def add_corpus(self, uris: Sequence[str] = (), wait: float = 0.0,
@@ -103,6 +106,12 @@ class Lineage:
         from incremental_w2v.store.ops import prune
 
         return prune(self.config, keep, wait)
+
+    def repair(self, wait: float = 0.0) -> Repaired:
+        """Rebuild a missing or damaged manifest from the versions' ``meta.json``."""
+        from incremental_w2v.store.ops import repair
+
+        return repair(self.config, wait)
 
     def export(self, fmt: str, output: str | os.PathLike[str],
                version: str | None = None) -> Exported:

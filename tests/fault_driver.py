@@ -58,7 +58,7 @@ import gensim.models.word2vec_corpusfile  # noqa: E402,F401
 
 import incremental_w2v  # noqa: E402
 from incremental_w2v.cli import main as cli  # noqa: E402
-from incremental_w2v.store import store  # noqa: E402
+from incremental_w2v.store import local, store  # noqa: E402
 
 # Every module of the package, imported once here instead of in each child.
 for _mod in pkgutil.walk_packages(incremental_w2v.__path__, "incremental_w2v."):
@@ -208,9 +208,8 @@ _real_fsync = os.fsync
 # -- deliberately broken variants (for the test that the harness can fail) --------------
 
 
-def _naive_write_manifest(self: store.Store, manifest: Any) -> None:
+def _naive_write_manifest(self: local.LocalBackend, data: bytes, upload: Any = None) -> None:
     # Truncate-and-write in place: a crash between the two leaves an empty manifest.
-    data = json.dumps(manifest.model_dump(mode="json"), indent=2).encode()
     with open(self.root / store.MANIFEST, "wb") as handle:
         handle.write(data)
 
@@ -229,7 +228,8 @@ def _in_place_save_model(self: store.Staging, model: Any) -> None:
 
 
 VARIANTS = {
-    "naive-manifest": lambda: setattr(store.Store, "write_manifest", _naive_write_manifest),
+    "naive-manifest": lambda: setattr(local.LocalBackend, "write_manifest_bytes",
+                                      _naive_write_manifest),
     "in-place": lambda: setattr(store.Staging, "save_model", _in_place_save_model),
 }
 

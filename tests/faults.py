@@ -19,11 +19,13 @@ from typing import Any
 
 from helpers import package_env
 from incremental_w2v.errors import IncW2VError
+from incremental_w2v.store.backend import STAGING_RE, TMP_RE, TRASH_RE, WORK_RE
 from incremental_w2v.store.store import MARKER, Store
 
 DRIVER = Path(__file__).with_name("fault_driver.py")
 LOCK_FILES = {".lock", ".lock.info"}
-TEMP_PREFIXES = (".staging-", ".work-", ".trash-", ".manifest.json.")
+# What a run creates for itself: the patterns the sweep removes, and nothing else.
+TEMP_PATTERNS = (STAGING_RE, WORK_RE, TRASH_RE, TMP_RE)
 
 
 @dataclass
@@ -158,7 +160,7 @@ def leftovers(root: Path) -> list[str]:
     """Temporary files of a run, and version folders the manifest does not list."""
     if not root.exists():
         return []
-    found = [p.name for p in root.iterdir() if p.name.startswith(TEMP_PREFIXES)]
+    found = [p.name for p in root.iterdir() if any(r.match(p.name) for r in TEMP_PATTERNS)]
     versions = root / "versions"
     if versions.is_dir():
         try:

@@ -42,6 +42,14 @@ class Result:
         return json.loads(self.out)
 
 
+def committed(store: Path) -> list[str]:
+    """The versions a local store's manifest lists ([] without a manifest)."""
+    path = store / "manifest.json"
+    if not path.exists():
+        return []
+    return [v["version"] for v in json.loads(path.read_text())["versions"]]
+
+
 def s3_credentials(monkeypatch: pytest.MonkeyPatch, secret: str) -> None:
     """S3 credentials in the environment only, as a cron job would have them."""
     for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_CONFIG_FILE",

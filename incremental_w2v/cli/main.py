@@ -102,6 +102,7 @@ def _commands(args: argparse.Namespace, lineage: Lineage) -> dict[str, Callable[
         "rollback": lambda: (lineage.rollback(a.version, a.wait), render.rolled_back),
         "export": lambda: (lineage.export(a.format, a.output, a.version_name), render.exported),
         "prune": lambda: (lineage.prune(a.keep, a.wait), render.pruned),
+        "repair": lambda: (lineage.repair(a.wait), render.repaired),
         "evaluate": lambda: (lineage.evaluate(a.version_name), render.evaluated),
         "compare": lambda: (lineage.compare(a.a, a.b), render.compared),
         "promote": lambda: (lineage.promote(a.version, a.wait), render.promoted),

@@ -90,6 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
                 "a reader (export, evaluate) holds open", "wait")
     p.add_argument("--keep", type=int, required=True, metavar="N",
                    help="how many of the newest versions to keep")
+    command("repair", "rebuild a missing or damaged manifest from the versions' meta.json "
+            "(an intact manifest is left alone)", "json", "wait")
     p = command("evaluate", "score a version on the configured evaluation sets (read-only)",
                 "json")
     p.add_argument("--version", dest="version_name", metavar="VERSION",

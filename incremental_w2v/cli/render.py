@@ -13,7 +13,15 @@ if TYPE_CHECKING:  # the results' modules import gensim; rendering needs only th
     from incremental_w2v.lineage import Validated
     from incremental_w2v.quality.compare import Comparison, Evaluation
     from incremental_w2v.quality.report import Reported
-    from incremental_w2v.store.ops import Exported, History, Moved, Pruned, Rejected, VersionRow
+    from incremental_w2v.store.ops import (
+        Exported,
+        History,
+        Moved,
+        Pruned,
+        Rejected,
+        Repaired,
+        VersionRow,
+    )
     from incremental_w2v.train.add_corpus import AddResult
     from incremental_w2v.train.plan import Status
     from incremental_w2v.train.rebuild import Rebuilt
@@ -84,6 +92,23 @@ def pruned(result: Pruned) -> str:
     deleted = ", ".join(result.deleted) or "nothing"
     held = f" ({', '.join(result.held)} held open by a reader)" if result.held else ""
     return f"deleted {deleted}; kept {', '.join(result.kept)}{held}"
+
+
+def repaired(result: Repaired) -> str:
+    if not result.rebuilt:
+        return (f"the manifest is intact ({len(result.versions)} version(s), current "
+                f"{result.current}); nothing to repair")
+    lines = [f"rebuilt the manifest from {len(result.versions)} version(s): "
+             f"{', '.join(result.versions) or 'none'}; current is now {result.current}"]
+    if result.candidates:
+        lines.append(f"candidates (they failed a gate): {', '.join(result.candidates)}")
+    if result.left_out:
+        lines.append(f"left out (meta.json unreadable): {', '.join(result.left_out)}")
+    if result.damaged_manifest:
+        lines.append(f"the damaged manifest was kept as {result.damaged_manifest}")
+    lines.append("rollbacks and promotions were recorded only in the lost manifest: if another "
+                 "version was current, 'incw2v rollback CONFIG VERSION'")
+    return "\n".join(lines)
 
 
 def scores(values: dict[str, dict[str, Any]]) -> list[str]:

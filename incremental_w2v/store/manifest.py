@@ -7,6 +7,7 @@ that finding what is pending needs one small file, never a model.
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import datetime, timezone
 from typing import Any, Literal
@@ -19,6 +20,8 @@ FORMAT_VERSION = 1
 VERSION_RE = re.compile(r"^v\d{4,}$")
 # What a user may type for a version: v0003, v3 and 3 all name v0003.
 VERSION_REF = re.compile(r"^v?\d+$")
+# An upload of a version to an object store: its own prefix, so attempts never mix.
+UPLOAD_RE = re.compile(r"^[0-9a-f]{16}$")
 
 
 def version_name(ref: str) -> str:
@@ -96,6 +99,8 @@ class VersionEntry(StrictRecord):
     kind: str
     status: Literal["committed", "candidate", "rejected"] = "committed"
     added: list[str] = Field(default_factory=list)
+    # Object stores only: the upload (``versions/VERSION/UPLOAD/``) this entry commits.
+    upload: str | None = None
 
     @field_validator("version")
     @classmethod
@@ -103,6 +108,13 @@ class VersionEntry(StrictRecord):
         # Names become paths: nothing like '../x' or '/etc' may get through.
         if not VERSION_RE.match(value):
             raise ValueError(f"not a version name: {value!r}")
+        return value
+
+    @field_validator("upload")
+    @classmethod
+    def _safe_upload(cls, value: str | None) -> str | None:
+        if value is not None and not UPLOAD_RE.match(value):
+            raise ValueError(f"not an upload id: {value!r}")
         return value
 
 
@@ -121,6 +133,15 @@ class Manifest(StrictRecord):
 
     def entry(self, version: str) -> VersionEntry | None:
         return next((v for v in self.versions if v.version == version), None)
+
+    def to_json(self) -> bytes:
+        """The manifest as written; keys a local store never uses are left out, so that
+        a local store's manifest stays readable by earlier versions of incw2v."""
+        data = self.model_dump(mode="json")
+        for entry in data["versions"]:
+            if entry.get("upload") is None:
+                entry.pop("upload", None)
+        return json.dumps(data, indent=2).encode()
 
     def next_version(self, taken: set[str]) -> str:
         numbers = [int(v.version[1:]) for v in self.versions] + [int(t[1:]) for t in taken]

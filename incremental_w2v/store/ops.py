@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from incremental_w2v.config.schema import Config, load_config
-from incremental_w2v.errors import UsageError
+from incremental_w2v.errors import DataError, UsageError
 from incremental_w2v.fsutil import atomic_outputs
-from incremental_w2v.store import pins
+from incremental_w2v.store.location import open_store
 from incremental_w2v.store.locking import locked
 from incremental_w2v.store.manifest import (
     VERSION_REF,
@@ -42,7 +42,7 @@ logger = logging.getLogger(__name__)
 
 
 def existing_store(config: Config) -> Store:
-    return Store.open(config.store_path, create=False)
+    return open_store(config)
 
 
 # -- history ----------------------------------------------------------------------------
@@ -158,7 +158,7 @@ class Moved:
 
 def rollback(config: Config, version: str, wait: float = 0.0) -> Moved:
     """Make another committed version current; what it had not applied becomes pending."""
-    with locked(config.store_path, "rollback", wait) as store:
+    with locked(config, "rollback", wait) as store:
         version = store.resolve(version)
         manifest = store.read_manifest()
         before = manifest.current
@@ -181,7 +181,7 @@ def rollback(config: Config, version: str, wait: float = 0.0) -> Moved:
 def _locked_entry(config: Config, ref: str, command: str, wait: float
                   ) -> Iterator[tuple[Store, Manifest, VersionEntry]]:
     """Under the store's lock: the store, its manifest and the entry ``ref`` names."""
-    with locked(config.store_path, command, wait) as store:
+    with locked(config, command, wait) as store:
         version = store.resolve(ref)
         manifest = store.read_manifest()
         entry = manifest.entry(version)
@@ -252,7 +252,7 @@ def prune(config: Config, keep: int, wait: float = 0.0) -> Pruned:
     """Delete all but the ``keep`` newest versions; never the current one."""
     if keep < 1:
         raise UsageError("--keep must be at least 1")
-    with locked(config.store_path, "prune", wait) as store:
+    with locked(config, "prune", wait) as store:
         manifest = store.read_manifest()
         names = [v.version for v in manifest.versions]
         kept = set(names[-keep:])
@@ -260,14 +260,53 @@ def prune(config: Config, keep: int, wait: float = 0.0) -> Pruned:
             kept.add(manifest.current)
         doomed = [v for v in names if v not in kept]
         # A version a reader holds open is kept this time (see pins).
-        with pins.exclusive(store.root, doomed) as locks:
-            if locks.free:
-                store.delete_versions(locks.free)
-        if locks.held:
-            logger.warning("kept %s: a reader has it open; prune again later",
-                           ", ".join(locks.held))
-    return Pruned(deleted=locks.free, held=locks.held, kept=sorted(kept | set(locks.held)),
+        deleted, held = store.delete_versions(doomed) if doomed else ([], [])
+        if held:
+            logger.warning("kept %s: a reader has it open; prune again later", ", ".join(held))
+    return Pruned(deleted=deleted, held=held, kept=sorted(kept | set(held)),
                   current=manifest.current)
+
+
+# -- repair -----------------------------------------------------------------------------
+
+
+@dataclass
+class Repaired:
+    """``repair``: the manifest rebuilt from the versions' meta.json (or found intact)."""
+
+    rebuilt: bool
+    versions: list[str]
+    current: str | None
+    candidates: list[str]
+    left_out: list[str]
+    damaged_manifest: str | None  # the name the damaged manifest was kept under
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def repair(config: Config, wait: float = 0.0) -> Repaired:
+    """Rebuild a missing or damaged manifest from the committed versions' ``meta.json``.
+
+    An intact manifest is left as it is. Events (rollbacks, promotions) lived only
+    in the lost manifest: the newest version that passed its gates becomes current.
+    """
+    with locked(config, "repair", wait, repairing=True) as store:
+        try:
+            manifest: Manifest | None = store.read_manifest(fresh=True)
+        except DataError:  # damaged: rebuilt below
+            manifest = None
+        if manifest is not None and (manifest.versions or not store.backend.has_versions()):
+            return Repaired(rebuilt=False, versions=[v.version for v in manifest.versions],
+                            current=manifest.current, candidates=[], left_out=[],
+                            damaged_manifest=None)
+        manifest, left_out, aside = store.rebuild_manifest()
+    logger.warning("rebuilt the manifest of %s from %d version(s); current is %s",
+                   store.location, len(manifest.versions), manifest.current)
+    return Repaired(rebuilt=True, versions=[v.version for v in manifest.versions],
+                    current=manifest.current,
+                    candidates=[v.version for v in manifest.versions if v.status != "committed"],
+                    left_out=left_out, damaged_manifest=aside)
 
 
 # -- reading a version's vectors --------------------------------------------------------
@@ -356,7 +395,7 @@ def export(config: Config, fmt: str, output: Path, version: str | None = None) -
 def _copy_model(store: Store, version: str, output: Path) -> list[Path]:
     """A full model is exported as verified copies of the version's files."""
     meta = store.verify(version)
-    folder = store.version_dir(version)
+    folder = store.files(version)
     pairs = [
         (folder / name, output.with_name(output.name + name[len(MODEL):]))
         for name in sorted(meta.files)

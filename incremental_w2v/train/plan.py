@@ -25,6 +25,7 @@ from incremental_w2v.config.schema import Config, CorpusEntry
 from incremental_w2v.errors import DataError, InputMissingError
 from incremental_w2v.ingest.corpus import CorpusSpec, content_sha256
 from incremental_w2v.ingest.fingerprint import SourceOptions, SourceStat, stat
+from incremental_w2v.store.location import open_store
 from incremental_w2v.store.manifest import CorpusRecord, Manifest, VersionMeta
 from incremental_w2v.store.store import Store
 from incremental_w2v.uris import as_recorded, expand, redact
@@ -190,7 +191,7 @@ class Status:
 
 def status(config: Config) -> Status:
     """The current version and what ``add-corpus`` would apply, skip or hold now."""
-    store = Store(config.store_path)
+    store = open_store(config, must_exist=False)
     manifest = store.read_manifest()
     current = store.current_meta(manifest)
     plan = plan_run(store, config, current)
@@ -199,7 +200,7 @@ def status(config: Config) -> Status:
     ] + [{"name": p.spec.name, "uri": redact(p.spec.uri), "base": False} for p in plan.pending]
     held = plan.held
     return Status(
-        store=str(store.root),
+        store=store.location,
         current=current.version if current else None,
         vocab_size=current.vocab_size if current else None,
         versions=len(manifest.versions),

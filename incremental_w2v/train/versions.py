@@ -22,7 +22,7 @@ from incremental_w2v.config.schema import Config, ModelParams
 from incremental_w2v.errors import ConfigError, InputMissingError
 from incremental_w2v.fsutil import os_error, sha256_file
 from incremental_w2v.ingest.corpus import Corpus, PassResult, require_tokens, stream_once
-from incremental_w2v.ingest.diskspace import ensure_room, expansion, folder_bytes
+from incremental_w2v.ingest.diskspace import ensure_room, expansion
 from incremental_w2v.ingest.pool import choose_processes
 from incremental_w2v.quality.assess import assess
 from incremental_w2v.store.manifest import CorpusRecord, Fingerprint, VersionMeta
@@ -113,9 +113,8 @@ def read_into(
     assert on_started is None or len(items) == 1
     records, results = [], []
     options = source_options(config)
-    current = store.read_manifest().current
-    ensure_room(store.root, [(i.spec.uri, i.stat) for i in items],
-                folder_bytes(store.version_dir(current) if current else None))
+    ensure_room(store.scratch, [(i.spec.uri, i.stat) for i in items],
+                store.version_bytes(store.read_manifest().current))
     try:
         with open(workfile, "w", encoding="utf-8", newline="\n") as out:
             for item in items:
@@ -153,7 +152,7 @@ class Parent:
 def load_parent(store: Store, config: Config, version: str) -> Parent:
     model = store.load_model(version)
     check_trainable(model, f"version {version}")
-    ledger = Ledger.load(store.version_dir(version) / LEDGER_FILE)
+    ledger = Ledger.load(store.files(version) / LEDGER_FILE)
     return Parent(model, ledger, load_replay(store, config, version))
 
 
@@ -161,7 +160,7 @@ def load_replay(store: Store, config: Config, version: str) -> ReplayBuffer:
     """The replay buffer of ``version`` (verified with the model), at the configured size."""
     rehearsal = config.rehearsal
     replay = ReplayBuffer.load(
-        store.version_dir(version) / REPLAY_FILE, rehearsal.buffer_size, rehearsal.seed
+        store.files(version) / REPLAY_FILE, rehearsal.buffer_size, rehearsal.seed
     )
     note = replay.resize(rehearsal.buffer_size)
     if note:
