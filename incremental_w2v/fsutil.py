@@ -134,14 +134,16 @@ class Outputs:
         return [p for p in self.folder.iterdir() if p.name.startswith(self.prefix)]
 
 
-def check_output_folder(output: Path, store: Path | None = None) -> None:
+def check_output_folder(output: Path, store: Path | None = None,
+                        avoid: tuple[Path, ...] = ()) -> None:
     """Raise OutputError unless ``output`` can be created in an existing, writable folder.
 
     An output is never written inside a store (see the module's docstring);
-    ``store``: the store writing its own file, which must then be inside it.
+    ``store``: the store writing its own file, which must then be inside it;
+    ``avoid``: stores that count even before they exist (a config's own store).
     """
     folder = output.parent
-    inside = store_root_of(output, roots=(store,) if store is not None else ())
+    inside = store_root_of(output, roots=(store,) if store is not None else avoid)
     if store is not None:
         if inside is None or inside != Path(os.path.realpath(store)):
             raise OutputError(f"refusing to write {output}: it is not inside the store {store}")

@@ -33,6 +33,7 @@ class Run:
     status: int  # exit code, or -signal
     codes: list[int] = field(default_factory=list)
     writes: list[tuple[str, str]] = field(default_factory=list)
+    s3_writes: list[tuple[str, str]] = field(default_factory=list)
     stdout: str = ""
     stderr: str = ""
     pid: int = 0
@@ -68,12 +69,13 @@ class Driver:
         return reply
 
     def start(self, *argvs: list[str], fault: dict[str, Any] | None = None,
-              variant: str | None = None, kill_after: float | None = None) -> tuple[int, Path]:
+              variant: str | None = None, kill_after: float | None = None,
+              env: dict[str, str] | None = None) -> tuple[int, Path]:
         out = self.workdir / f"run-{next(self.counter)}"
         reply = self._ask({
             "op": "start", "argvs": [[str(a) for a in argv] for argv in argvs],
             "out": str(out), "fault": fault, "variant": variant,
-            "kill_after_seconds": kill_after,
+            "kill_after_seconds": kill_after, "env": env,
         })
         return int(reply["pid"]), out
 
@@ -97,6 +99,7 @@ class Driver:
         if report.exists():
             data = json.loads(report.read_text())
             run.codes, run.writes = data["codes"], [tuple(w) for w in data["writes"]]
+            run.s3_writes = [tuple(w) for w in data.get("s3_writes", [])]
         return run
 
     def close(self) -> None:
@@ -224,3 +227,116 @@ def check_model(store: Store, version: str) -> list[str]:
     }
     bad = {k: v for k, v in lengths.items() if v != n}
     return [f"current {version}: arrays disagree with vocab_size {n}: {bad}"] if bad else []
+
+
+# -- judging a store on S3 ---------------------------------------------------------------
+
+
+class S3View:
+    """A test's look at a store on S3: raw objects, and the package's own reader.
+
+    The reader has a cache folder of its own (another "host"), so what it checks
+    was downloaded from the server, not taken from a writer's cache.
+    """
+
+    def __init__(self, endpoint: str, bucket: str, prefix: str, cache: Path) -> None:
+        import boto3
+
+        from incremental_w2v.store.bucket import Bucket
+        from incremental_w2v.store.cache import Cache
+        from incremental_w2v.store.s3 import S3Backend
+
+        self.client = boto3.client("s3", endpoint_url=endpoint)
+        self.endpoint = endpoint
+        self.bucket, self.prefix = bucket, prefix
+        location = f"s3://{bucket}/{prefix}"
+        self.cache = cache
+        self.backend = S3Backend(Bucket(bucket, prefix, endpoint, location),
+                                 Cache(cache, 1 << 40, location), 60.0, 900.0)
+
+    def store(self) -> Store:
+        return Store(self.backend)
+
+    def objects(self) -> dict[str, str]:
+        """Every object of the store (key relative to the prefix) -> its ETag."""
+        out: dict[str, str] = {}
+        for page in self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=f"{self.prefix}/"):
+            for item in page.get("Contents", []):
+                out[item["Key"][len(self.prefix) + 1:]] = item["ETag"]
+        return out
+
+    def manifest(self) -> dict[str, Any] | None:
+        try:
+            body = self.client.get_object(Bucket=self.bucket,
+                                          Key=f"{self.prefix}/manifest.json")["Body"].read()
+        except self.client.exceptions.NoSuchKey:
+            return None
+        data: dict[str, Any] = json.loads(body)
+        return data
+
+    def listed(self) -> dict[str, str]:
+        """version -> upload, as the manifest says."""
+        manifest = self.manifest() or {"versions": []}
+        return {v["version"]: v["upload"] for v in manifest["versions"]}
+
+    def version_objects(self) -> dict[str, dict[str, str]]:
+        """The objects of every listed version (version -> name -> ETag)."""
+        objects = self.objects()
+        out: dict[str, dict[str, str]] = {}
+        for version, upload in self.listed().items():
+            head = f"versions/{version}/{upload}/"
+            out[version] = {k[len(head):]: e for k, e in objects.items() if k.startswith(head)}
+        return out
+
+    def leftovers(self) -> list[str]:
+        """Objects of uploads the manifest does not list, and upload records."""
+        listed = {f"versions/{v}/{u}/" for v, u in self.listed().items()}
+        return sorted(k for k in self.objects() if k.startswith("uploads/") or (
+            k.startswith("versions/") and not any(k.startswith(p) for p in listed)))
+
+    def lineage(self) -> list[dict[str, Any]]:
+        store = self.store()
+        manifest = store.read_manifest(fresh=True)
+        rows = []
+        for entry in manifest.versions:
+            meta = store.read_meta(entry.version)
+            rows.append({
+                "version": meta.version, "kind": meta.kind, "parent": meta.parent,
+                "status": entry.status, "current": manifest.current == meta.version,
+                "added": meta.added, "vocab_size": meta.vocab_size,
+                "corpora": [(c.name, c.fingerprint.sha256, c.tokens, c.applied_in)
+                            for c in meta.corpora],
+            })
+        return rows
+
+
+def check_s3_store(view: S3View, before: dict[str, dict[str, str]]) -> list[str]:
+    """``check_store`` for S3: what must hold at any moment, even right after a SIGKILL."""
+    problems: list[str] = []
+    if view.manifest() is None:
+        return ["manifest.json is gone"] if before else []
+    store = view.store()
+    try:
+        manifest = store.read_manifest(fresh=True)
+    except IncW2VError as exc:
+        return [f"manifest does not parse: {exc.message}"]
+    now = view.version_objects()
+    for version, objects in before.items():
+        if version not in now:
+            problems.append(f"previously committed {version} is no longer listed")
+        elif now[version] != objects:
+            problems.append(f"previously committed {version} changed in the bucket")
+    if before and manifest.current is None:
+        problems.append("no current version although one was committed before")
+    for entry in manifest.versions:
+        if MARKER not in now.get(entry.version, {}):
+            problems.append(f"listed {entry.version} has no {MARKER} object")
+            continue
+        try:
+            store.verify(entry.version)
+        except IncW2VError as exc:
+            problems.append(f"listed {entry.version} does not verify: {exc.message}")
+    if manifest.current is not None and not problems:
+        problems += check_model(store, manifest.current)
+    return problems

@@ -60,6 +60,27 @@ def s3_credentials(monkeypatch: pytest.MonkeyPatch, secret: str) -> None:
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
 
 
+_ATOMIC = threading.Lock()
+
+
+def atomic_conditional_writes() -> None:
+    """Make moto's PutObject and DeleteObject check-and-write under one lock (see the
+    ``moto_endpoint`` fixture): what S3 guarantees for conditional writes."""
+    from moto.s3.responses import S3Response
+
+    for name in ("put_object", "delete_object"):
+        original = getattr(S3Response, name)
+        if getattr(original, "_incw2v_atomic", False):
+            continue
+
+        def serialised(self: Any, *args: Any, __original: Any = original, **kw: Any) -> Any:
+            with _ATOMIC:
+                return __original(self, *args, **kw)
+
+        serialised._incw2v_atomic = True  # type: ignore[attr-defined]
+        setattr(S3Response, name, serialised)
+
+
 def package_env(**extra: str) -> dict[str, str]:
     """The environment of a subprocess that runs this checkout's package."""
     return {**os.environ, "PYTHONPATH": str(ROOT), **extra}
@@ -106,3 +127,19 @@ def http_server(handler: type[BaseHTTPRequestHandler] | None = None,
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+def s3_store_config(config: Path, endpoint: str, bucket: str, prefix: str = "lineage",
+                    lease: float = 60, grace: float = 900) -> Path:
+    """Point a workspace's ``config.yaml`` (``store: store``) at ``s3://bucket/prefix``."""
+    text = config.read_text().replace(
+        "store: store\n",
+        f"store: s3://{bucket}/{prefix}\nstore_options:\n  endpoint_url: {endpoint}\n"
+        f"  lease_seconds: {lease}\n  leftover_grace_seconds: {grace}\n", 1)
+    config.write_text(text)
+    return config
+
+
+def host_env(folder: Path, host: str) -> dict[str, str]:
+    """The environment of another "host": its own name and its own cache folder."""
+    return {"INCW2V_HOST": host, "INCW2V_CACHE_DIR": str(folder / f"cache-{host}")}

@@ -30,7 +30,7 @@ from incremental_w2v.cli.exit_codes import (
 from incremental_w2v.cli.parser import VECTOR_COMMANDS, build_parser
 from incremental_w2v.config.schema import Config
 from incremental_w2v.errors import GateFailedError, IncW2VError, OutputError
-from incremental_w2v.fsutil import os_error
+from incremental_w2v.fsutil import check_output_folder, os_error
 from incremental_w2v.lineage import Lineage, align, merge
 
 logger = logging.getLogger(__name__)
@@ -51,6 +51,10 @@ def setup_logging(args: argparse.Namespace, config: Config | None) -> None:
     handlers[0].setFormatter(logging.Formatter("incw2v: %(message)s"))
     handlers[0].addFilter(_not_a_summary)
     if config is not None and config.log_path is not None:
+        # A log file is an output like any other: never inside a store (not even its own
+        # store before that exists), whose files only incw2v writes.
+        check_output_folder(config.log_path, avoid=() if config.store_is_remote
+                            else (config.store_path,))
         file_handler = logging.FileHandler(config.log_path, encoding="utf-8")
         file_handler.setFormatter(
             logging.Formatter("%(asctime)s %(process)d %(name)s %(levelname)s %(message)s")

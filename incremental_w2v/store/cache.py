@@ -27,6 +27,7 @@ import json
 import logging
 import os
 import secrets
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -43,6 +44,13 @@ from incremental_w2v.fsutil import (
 logger = logging.getLogger(__name__)
 
 _LOCK_SUFFIX = ".lock"
+
+
+def _close_all(fds: dict[str, int]) -> None:
+    for fd in fds.values():
+        with suppress(OSError):
+            os.close(fd)
+    fds.clear()
 
 
 def _lock(path: Path, exclusive: bool, wait: bool = True) -> int | None:
@@ -68,6 +76,8 @@ class Cache:
         self.incoming = root / "incoming"
         self.scratch = root / "scratch"
         self._held: dict[str, int] = {}  # copies this process uses: their shared locks
+        # Released with this object (a library user may open many stores in one process).
+        weakref.finalize(self, _close_all, self._held)
         for folder in (root, self.versions, self.meta_dir, self.incoming, self.scratch):
             folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         marker = root / CACHE_MARKER

@@ -163,8 +163,8 @@ class Store:
             # Recognised without versions: its creation stopped before the manifest.
             self.write_manifest(Manifest())
             return
-        if self.backend.has_marker():
-            return
+        if self.backend.remote or self.backend.has_marker():
+            return  # (stores on S3 have had their marker from the start)
         try:
             self.backend.mark()
             logger.info("marked %s as an incw2v store (%s)", self.location, STORE_MARKER)
@@ -395,7 +395,7 @@ class Store:
         Only names incw2v creates, and version data only when a manifest says
         what is committed (a store without one is damaged, not empty).
         """
-        data = self.backend.read_manifest_bytes(fresh=True)
+        data = self.backend.read_manifest_bytes()
         listed = None if data is None else {
             v.version: v.upload for v in self._parse_manifest(data).versions}
         try:
