@@ -143,15 +143,18 @@ def check_output_folder(output: Path, store: Path | None = None,
     ``avoid``: stores that count even before they exist (a config's own store).
     """
     folder = output.parent
-    inside = store_root_of(output, roots=(store,) if store is not None else avoid)
+    # A store replaces its own files by a rename (a link there is replaced, not followed):
+    # only its folder is resolved. Any other output is resolved to the end.
+    inside = (store_root_of(output.parent, roots=(store,)) if store is not None
+              else store_root_of(output, roots=avoid))
     if store is not None:
         if inside is None or inside != Path(os.path.realpath(store)):
             raise OutputError(f"refusing to write {output}: it is not inside the store {store}")
     elif inside is not None:
         raise OutputError(
-            f"refusing to write {output}: it is inside the incw2v store {inside}, whose files "
-            "only incw2v itself may write",
-            hint="choose an --output outside the store (and outside its cache)",
+            f"refusing to write {output}: it is inside the incw2v store (or its cache) {inside}, "
+            "whose files only incw2v itself may write",
+            hint="choose an --output (or log_file) outside the store and outside its cache",
         )
     if not folder.exists():
         raise OutputError(

@@ -88,6 +88,9 @@ def read_plain(path: Path, what: str) -> bytes:
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             raise _symlink_error(path, what) from None
+        if exc.errno == errno.EINVAL:
+            raise DataError(f"{path} is not a plain file; {what} must be one",
+                            hint=f"move {path} out of the store") from None
         raise
     with os.fdopen(fd, "rb") as handle:
         return handle.read()
@@ -150,6 +153,10 @@ class LocalBackend(Backend):
         path = self.root / MANIFEST
         try:
             return read_plain(path, "the manifest")
+        except DataError as exc:
+            raise DataError(f"{exc.message}: the store is damaged",
+                            hint=f"{exc.hint}; or 'incw2v repair CONFIG' rebuilds the manifest "
+                            "from the versions' meta.json") from None
         except FileNotFoundError:
             return None
         except OSError as exc:

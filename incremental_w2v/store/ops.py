@@ -20,7 +20,7 @@ from typing import Any
 
 from incremental_w2v.config.schema import Config, load_config
 from incremental_w2v.errors import DataError, UsageError
-from incremental_w2v.fsutil import atomic_outputs
+from incremental_w2v.fsutil import atomic_outputs, check_output_folder
 from incremental_w2v.store.location import open_store
 from incremental_w2v.store.locking import locked
 from incremental_w2v.store.manifest import (
@@ -382,6 +382,7 @@ def export(config: Config, fmt: str, output: Path, version: str | None = None) -
     if fmt not in EXPORT_FORMATS:
         choices = ", ".join(EXPORT_FORMATS)
         raise UsageError(f"unknown export format {fmt!r}; choose one of {choices}")
+    check_output_folder(output)  # before anything is read (or a reader lock is taken)
     store = existing_store(config)
     with store.pinned(version) as name:
         if fmt == "model":

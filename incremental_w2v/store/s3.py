@@ -290,9 +290,16 @@ class S3Backend(Backend):
         self.lease.check()
         self._intent(upload, version, "upload")
         names = sorted(p.name for p in staging.iterdir() if p.name not in (META, MARKER))
-        for name in [*names, META, MARKER]:
-            self.lease.check()  # a run that lost its lease stops writing at once
-            self.bucket.upload(prefix + name, staging / name)
+        try:
+            for name in [*names, META, MARKER]:
+                self.lease.check()  # a run that lost its lease stops writing at once
+                self.bucket.upload(prefix + name, staging / name)
+        except BaseException:
+            try:  # nobody can see it; take it back now rather than after the grace period
+                self._delete_upload(version, upload)
+            except Exception as exc:
+                logger.debug("the partial upload stays until a later run sweeps it: %s", exc)
+            raise
         self.cache.adopt(f"{version}-{upload}", staging)
         return upload
 

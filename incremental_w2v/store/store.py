@@ -113,7 +113,12 @@ class Store:
 
     def recognise(self, create: bool = False, repairing: bool = False) -> None:
         backend = self.backend
-        data = backend.read_manifest_bytes(fresh=True)
+        try:
+            data = backend.read_manifest_bytes(fresh=True)
+        except DataError:
+            if repairing:
+                return  # (a manifest that cannot even be read is what repair is for)
+            raise
         if data is not None:
             try:
                 self._parse_manifest(data)
@@ -141,6 +146,8 @@ class Store:
                 "in the config",
             )
         if backend.has_versions():
+            if repairing:
+                return
             raise DataError(
                 f"store {self.location} has versions but no {MANIFEST} (and no "
                 f"{STORE_MARKER} marker): it is damaged; nothing was changed",
