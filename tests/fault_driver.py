@@ -330,7 +330,15 @@ def _unconditional(only: str | None) -> None:
     bucket.Bucket.put = put  # type: ignore[method-assign]
 
 
+def _small_parts() -> None:
+    """Files over 32 KiB go up as multipart uploads (as files over 256 MiB do)."""
+    from incremental_w2v.store import bucket
+
+    bucket.MULTIPART_BYTES = 32 << 10
+
+
 VARIANTS = {
+    "small-parts": _small_parts,
     "naive-manifest": lambda: setattr(local.LocalBackend, "write_manifest_bytes",
                                       _naive_write_manifest),
     "in-place": lambda: setattr(store.Staging, "save_model", _in_place_save_model),

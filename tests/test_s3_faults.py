@@ -209,6 +209,28 @@ def test_s3_crash_at_every_write(driver: Driver, place: S3Place) -> None:
     assert problems == []
 
 
+def test_an_unfinished_multipart_upload_is_aborted_later(driver: Driver, place: S3Place
+                                                         ) -> None:
+    config = place.config("parts")
+    view = place.view("parts")
+    assert driver.run(["add-corpus", str(config)], env=place.env("first")).status == 0
+    crashed = driver.run(["add-corpus", str(config), str(place.folder / "c.txt")],
+                         fault={"s3": True, "at": 2, "kind": "kill-after",
+                                "key": "model.syn1neg.npy"},
+                         env=place.env("alpha"), variant="small-parts")
+    assert crashed.status == -9  # killed after its first part went up
+    unfinished = view.client.list_multipart_uploads(Bucket=place.bucket, Prefix="parts/")
+    assert len(unfinished.get("Uploads", [])) == 1
+    time.sleep(GRACE + 1.5)
+    later = driver.run(["add-corpus", str(config), "--json", "--wait", "60"],
+                       env=place.env("beta"))
+    assert later.status == 0, later.stderr
+    assert any("versions/v0003/" in s for s in later.json()["swept"])
+    unfinished = view.client.list_multipart_uploads(Bucket=place.bucket, Prefix="parts/")
+    assert unfinished.get("Uploads", []) == []
+    assert view.leftovers() == [] and check_s3_store(view, {}) == []
+
+
 # -- races ---------------------------------------------------------------------------------
 
 

@@ -233,6 +233,22 @@ def test_the_cache_keeps_to_its_size(
     assert size > 0 and "over its limit" in result.err  # one version is larger than the limit
 
 
+def test_large_files_go_up_in_parts(
+    workspace: tuple[Path, S3View], cli: Callable[..., Result],
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from incremental_w2v.store import bucket
+
+    monkeypatch.setattr(bucket, "MULTIPART_BYTES", 32 << 10)  # as for files over 256 MiB
+    folder, view = workspace
+    assert cli("add-corpus", folder / "config.yaml").code == 0
+    upload = view.listed()["v0002"]
+    head = view.client.head_object(
+        Bucket=view.bucket, Key=f"lineage/versions/v0002/{upload}/model.wv.vectors.npy")
+    assert head["ETag"].strip('"').endswith("-1")  # a multipart upload's ETag
+    assert check_s3_store(view, {}) == []  # downloaded by another host and verified
+
+
 def test_a_held_lease_refuses_or_queues_and_names_its_holder(
     workspace: tuple[Path, S3View], tmp_path: Path
 ) -> None:
