@@ -233,7 +233,7 @@ class Config(Strict):
 
     @model_validator(mode="after")
     def _options_need_a_remote_store(self) -> Config:
-        if "store_options" in self.model_fields_set and not is_remote_store(self.store):
+        if self.store_options.model_fields_set and not is_remote_store(self.store):
             raise ValueError(
                 "store_options apply to a store on S3 (store: s3://bucket/prefix); "
                 f"{redact(self.store)} is a local folder")

@@ -121,6 +121,10 @@ class Cache:
                 finally:
                     os.close(fd)
                 removed.append(f"{parent.name}/{path.name}")
+        for path in self.meta_dir.iterdir():
+            if path.name.startswith(".v"):  # a meta.json being cached when its run was killed
+                with suppress(OSError):
+                    path.unlink()
         return removed
 
     # -- versions -------------------------------------------------------------------------
@@ -217,10 +221,13 @@ class Cache:
             raise DataError(f"the cached {path} cannot be read: {exc.strerror}",
                             hint=f"delete {path}; it is fetched again") from None
         data = fetch()
+        self.keep_meta(key, data)
+        return data
+
+    def keep_meta(self, key: str, data: bytes) -> None:
         with suppress(OSError):
             tmp = self.meta_dir / f".{key}.{secrets.token_hex(4)}"
             fd = create_new(tmp)
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
-            os.replace(tmp, path)
-        return data
+            os.replace(tmp, self.meta_dir / f"{key}.json")

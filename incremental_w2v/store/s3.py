@@ -300,6 +300,8 @@ class S3Backend(Backend):
             except Exception as exc:
                 logger.debug("the partial upload stays until a later run sweeps it: %s", exc)
             raise
+        # What we uploaded, we have: the next run on this host downloads none of it.
+        self.cache.keep_meta(f"{version}-{upload}", (staging / META).read_bytes())
         self.cache.adopt(f"{version}-{upload}", staging)
         return upload
 
