@@ -82,10 +82,14 @@ def timed_commit(self, *args, **kw):
         sent["commit_seconds"] = time.perf_counter() - t0
 store_module.Store.commit = timed_commit
 
-from incremental_w2v.cli.main import main
-code = main(sys.argv[1:])
-print(json.dumps({"code": code, "in_process_s": time.perf_counter() - started,
-                  "requests": counts, "sent": sent, "received": received}))
+import atexit
+def report():
+    print(json.dumps({"in_process_s": time.perf_counter() - started,
+                      "requests": counts, "sent": sent, "received": received}), flush=True)
+atexit.register(report)
+from incremental_w2v.cli.main import entry_point
+sys.argv = ["incw2v", *sys.argv[1:]]
+entry_point()  # as the installed command runs: exit code, fast exit and all
 """
 
 
