@@ -13,6 +13,8 @@ import json
 import os
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,7 @@ from typing import Any
 from helpers import package_env
 from incremental_w2v.errors import IncW2VError
 from incremental_w2v.store.backend import STAGING_RE, TMP_RE, TRASH_RE, WORK_RE
+from incremental_w2v.store.manifest import Manifest
 from incremental_w2v.store.store import MARKER, Store
 
 DRIVER = Path(__file__).with_name("fault_driver.py")
@@ -144,8 +147,12 @@ def version_files(root: Path) -> dict[str, dict[str, str]]:
 
 def lineage(root: Path) -> list[dict[str, Any]]:
     """What a run produced, without timings or random weights: comparable across runs."""
-    store = Store(root)
-    manifest = store.read_manifest()
+    return lineage_of(Store(root))
+
+
+def lineage_of(store: Store) -> list[dict[str, Any]]:
+    """:func:`lineage` of any store (local or on S3)."""
+    manifest = store.read_manifest(fresh=True)
     rows = []
     for entry in manifest.versions:
         meta = store.read_meta(entry.version)
@@ -174,6 +181,35 @@ def leftovers(root: Path) -> list[str]:
     return found
 
 
+def readers_during(readers: list[subprocess.Popen[str]], stop: Path, update: Any, prune: Any,
+                   updates: int = 20) -> int:
+    """Run ``updates`` updates (and a prune after every fifth) while ``readers`` (processes
+    running ``test_concurrency.READER`` until ``stop`` exists) read; returns their
+    successful reads, after checking that not one read failed."""
+    try:
+        for reader in readers:  # all are reading before the first update starts
+            assert reader.stdout is not None and reader.stdout.readline() == "READY\n"
+        for i in range(updates):
+            run = update(i)
+            assert run.status == 0, run.stderr
+            if i % 5 == 4:
+                pruned = prune()
+                assert pruned.status == 0, pruned.stderr
+    finally:
+        stop.touch()
+        results = [r.communicate(timeout=300) for r in readers]
+    reads = 0
+    for reader, (out, err) in zip(readers, results, strict=True):
+        assert reader.returncode == 0, err[-2000:]
+        ok, failed = map(int, out.rsplit("RESULT", 1)[1].split())
+        assert failed == 0, err[-2000:]
+        reads += ok
+    print(f"readers: {reads} successful reads during {updates} updates and "
+          f"{updates // 5} prunes")
+    assert reads >= 4
+    return reads
+
+
 def check_store(root: Path, before: dict[str, dict[str, str]]) -> list[str]:
     """What must hold at any moment, even right after a SIGKILL.
 
@@ -196,11 +232,19 @@ def check_store(root: Path, before: dict[str, dict[str, str]]) -> list[str]:
             problems.append(f"previously committed {version} is no longer listed")
         elif tree_hashes(store.version_dir(version)) != files:
             problems.append(f"previously committed {version} changed on disk")
+    return check_listed(store, manifest, problems, bool(before),
+                        lambda v: (store.version_dir(v) / MARKER).is_file())
+
+
+def check_listed(store: Store, manifest: Manifest, problems: list[str], before: bool,
+                 sealed: Callable[[str], bool]) -> list[str]:
+    """The rest of a store's check: every listed version sealed and verified, the current
+    one loads (when nothing is wrong so far); ``problems`` found so far come first."""
+    problems = list(problems)
     if before and manifest.current is None:
         problems.append("no current version although one was committed before")
     for entry in manifest.versions:
-        folder = store.version_dir(entry.version)
-        if not (folder / MARKER).is_file():
+        if not sealed(entry.version):
             problems.append(f"listed {entry.version} has no {MARKER} marker")
             continue
         try:
@@ -296,19 +340,22 @@ class S3View:
             k.startswith("versions/") and not any(k.startswith(p) for p in listed)))
 
     def lineage(self) -> list[dict[str, Any]]:
-        store = self.store()
-        manifest = store.read_manifest(fresh=True)
-        rows = []
-        for entry in manifest.versions:
-            meta = store.read_meta(entry.version)
-            rows.append({
-                "version": meta.version, "kind": meta.kind, "parent": meta.parent,
-                "status": entry.status, "current": manifest.current == meta.version,
-                "added": meta.added, "vocab_size": meta.vocab_size,
-                "corpora": [(c.name, c.fingerprint.sha256, c.tokens, c.applied_in)
-                            for c in meta.corpora],
-            })
-        return rows
+        return lineage_of(self.store())
+
+    def lease(self) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads(self.client.get_object(
+            Bucket=self.bucket, Key=f"{self.prefix}/lease.json")["Body"].read())
+        return data
+
+    def wait_for_holder(self, pid: int, timeout: float = 60) -> dict[str, Any]:
+        """The lease, once process ``pid`` holds it."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            lease = self.lease()
+            if lease["state"] == "held" and lease["holder"]["pid"] == pid:
+                return lease
+            time.sleep(0.1)
+        raise AssertionError(f"pid {pid} never took the lease")
 
 
 def check_s3_store(view: S3View, before: dict[str, dict[str, str]]) -> list[str]:
@@ -327,16 +374,5 @@ def check_s3_store(view: S3View, before: dict[str, dict[str, str]]) -> list[str]
             problems.append(f"previously committed {version} is no longer listed")
         elif now[version] != objects:
             problems.append(f"previously committed {version} changed in the bucket")
-    if before and manifest.current is None:
-        problems.append("no current version although one was committed before")
-    for entry in manifest.versions:
-        if MARKER not in now.get(entry.version, {}):
-            problems.append(f"listed {entry.version} has no {MARKER} object")
-            continue
-        try:
-            store.verify(entry.version)
-        except IncW2VError as exc:
-            problems.append(f"listed {entry.version} does not verify: {exc.message}")
-    if manifest.current is not None and not problems:
-        problems += check_model(store, manifest.current)
-    return problems
+    return check_listed(store, manifest, problems, bool(before),
+                        lambda v: MARKER in now.get(v, {}))

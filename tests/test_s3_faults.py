@@ -34,7 +34,7 @@ from typing import Any
 
 import pytest
 
-from faults import Driver, Run, S3View, check_s3_store
+from faults import Driver, Run, S3View, check_s3_store, readers_during
 from helpers import FlakyProxy, host_env, package_env, s3_store_config
 from incremental_w2v.errors import IncW2VError
 from test_concurrency import READER, new_corpus
@@ -427,28 +427,11 @@ def test_s3_readers_never_fail_during_20_updates_and_prunes(
             env=package_env(**place.env(f"reader{i}")))
         for i in range(2)
     ]
-    try:
-        for reader in readers:
-            assert reader.stdout is not None and reader.stdout.readline() == "READY\n"
-        for i in range(20):
-            run = driver.run(["add-corpus", str(config), str(new_corpus(place.folder, i))],
-                             env=place.env("writer"))
-            assert run.status == 0, run.stderr
-            if i % 5 == 4:
-                pruned = driver.run(["prune", str(config), "--keep", "2"],
-                                    env=place.env("writer"))
-                assert pruned.status == 0, pruned.stderr
-    finally:
-        stop.touch()
-        results = [r.communicate(timeout=300) for r in readers]
-    reads = 0
-    for reader, (out, err) in zip(readers, results, strict=True):
-        assert reader.returncode == 0, err[-2000:]
-        ok, failed = map(int, out.rsplit("RESULT", 1)[1].split())
-        assert failed == 0, err[-2000:]
-        reads += ok
-    print(f"S3 readers: {reads} successful reads during 20 updates and 4 prunes")
-    assert reads >= 4
+    readers_during(
+        readers, stop,
+        lambda i: driver.run(["add-corpus", str(config), str(new_corpus(place.folder, i))],
+                             env=place.env("writer")),
+        lambda: driver.run(["prune", str(config), "--keep", "2"], env=place.env("writer")))
     view = place.view("readers")
     assert check_s3_store(view, {}) == []
     assert view.manifest()["current"] == "v0022"  # type: ignore[index]  (base, b, 20 more)

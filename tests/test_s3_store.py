@@ -92,8 +92,7 @@ def test_every_command_works_on_an_s3_store(
     # Only what the manifest lists is in the bucket; the lease was released.
     assert view.leftovers() == []
     assert set(view.version_objects()) == {"v0003", "v0004"}
-    lease = json.loads(view.client.get_object(Bucket=view.bucket,
-                                              Key="lineage/lease.json")["Body"].read())
+    lease = view.lease()
     assert lease["state"] == "released" and lease["fence"] == 8  # one per locked command
     assert check_s3_store(view, {}) == []
 
@@ -262,13 +261,7 @@ def test_a_held_lease_refuses_or_queues_and_names_its_holder(
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env=package_env(**host_env(tmp_path, "alpha")))
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            lease = json.loads(view.client.get_object(
-                Bucket=view.bucket, Key="lineage/lease.json")["Body"].read())
-            if lease["state"] == "held" and lease["holder"]["pid"] == holder.pid:
-                break
-            time.sleep(0.1)
+        view.wait_for_holder(holder.pid)
         refused = run_subprocess("add-corpus", config,
                                  env=package_env(**host_env(tmp_path, "beta")))
         assert refused.returncode == 75, refused.stderr
@@ -459,13 +452,7 @@ def test_an_expired_lease_of_a_dead_holder_is_broken_and_recorded(
         [sys.executable, "-m", "incremental_w2v", "add-corpus", str(config), str(fifo)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         env=package_env(**host_env(tmp_path, "alpha")))
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        lease = json.loads(view.client.get_object(
-            Bucket=view.bucket, Key="lineage/lease.json")["Body"].read())
-        if lease["state"] == "held" and lease["holder"]["pid"] == holder.pid:
-            break
-        time.sleep(0.1)
+    lease = view.wait_for_holder(holder.pid)
     holder.kill()
     holder.wait()
     fence = lease["fence"]
@@ -478,8 +465,7 @@ def test_an_expired_lease_of_a_dead_holder_is_broken_and_recorded(
     assert manifest is not None
     broken = [e for e in manifest["events"] if e["action"] == "lease-broken"]
     assert len(broken) == 1 and f"pid {holder.pid} on host alpha" in broken[0]["detail"]
-    lease = json.loads(view.client.get_object(
-        Bucket=view.bucket, Key="lineage/lease.json")["Body"].read())
+    lease = view.lease()
     assert lease["state"] == "released" and lease["fence"] == fence + 1
     # On alpha, the dead run's working folder is swept by alpha's next run.
     alpha_scratch = next((tmp_path / "cache-alpha").glob("*/scratch"))

@@ -136,17 +136,24 @@ def test_a_link_where_the_store_keeps_its_state_is_refused(
     assert any(r in result.err for r in REFUSALS), result.err
 
 
-def test_a_lock_info_link_is_replaced_not_followed(
-    template: Path, tmp_path: Path, cli: Callable[..., Result]
-) -> None:
-    """The issue's case: even a no-op run must not overwrite the link's target."""
+def linked(template: Path, tmp_path: Path, name: str) -> tuple[Path, Path]:
+    """A copy of the store with ``name`` a symlink to a file outside: (workspace, file)."""
     folder = tmp_path / "ws"
     shutil.copytree(template, folder, symlinks=True)
     victim = tmp_path / "victim.txt"
     victim.write_bytes(PRECIOUS)
+    link = folder / "store" / name
+    link.unlink(missing_ok=True)
+    link.symlink_to(victim)
+    return folder, victim
+
+
+def test_a_lock_info_link_is_replaced_not_followed(
+    template: Path, tmp_path: Path, cli: Callable[..., Result]
+) -> None:
+    """The issue's case: even a no-op run must not overwrite the link's target."""
+    folder, victim = linked(template, tmp_path, ".lock.info")
     info = folder / "store" / ".lock.info"
-    info.unlink(missing_ok=True)
-    info.symlink_to(victim)
     result = cli("add-corpus", folder / "config.yaml", "--json")
     assert result.code == 0 and result.json()["applied"] == [], result.err
     assert victim.read_bytes() == PRECIOUS
@@ -157,13 +164,7 @@ def test_a_lock_info_link_is_replaced_not_followed(
 def test_a_lock_link_is_refused_by_every_locking_command(
     template: Path, tmp_path: Path, cli: Callable[..., Result]
 ) -> None:
-    folder = tmp_path / "ws"
-    shutil.copytree(template, folder, symlinks=True)
-    victim = tmp_path / "victim.txt"
-    victim.write_bytes(PRECIOUS)
-    lock = folder / "store" / ".lock"
-    lock.unlink(missing_ok=True)
-    lock.symlink_to(victim)
+    folder, victim = linked(template, tmp_path, ".lock")
     config = folder / "config.yaml"
     for argv in (["add-corpus", config], ["rollback", config, "1"],
                  ["prune", config, "--keep", "1"], ["rebuild", config], ["repair", config],
