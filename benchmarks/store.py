@@ -12,6 +12,8 @@ For each store: the base is committed, then each measured run is its own
   the current version's meta.json, and from a new host with an empty cache);
 - ``no-op, N versions``: the same on a store of N versions (N-1 small updates).
 
+No-op times are the median of ``--repeat`` runs (default 5).
+
 In each child, botocore's event system counts the S3 requests (by operation),
 the bytes sent in request bodies and the bytes received (Content-Length of the
 replies), in total and for the commit itself (``Store.commit``: the upload of
@@ -112,6 +114,12 @@ def measured(argv: list[str], env: dict[str, str]) -> dict[str, Any]:
     return out
 
 
+def median(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run of median wall time, with every run's time."""
+    ordered = sorted(runs, key=lambda r: r["wall_s"])
+    return {**ordered[len(ordered) // 2], "all_s": [round(r["wall_s"], 3) for r in runs]}
+
+
 def corpora(args: argparse.Namespace, folder: Path) -> tuple[Path, Path]:
     def lines_of(path: Path) -> list[str]:
         opener: Any = gzip.open if path.suffix == ".gz" else open
@@ -161,9 +169,11 @@ def measure_store(kind: str, folder: Path, endpoint: str, base: Path, update: Pa
     rows: dict[str, Any] = {}
     measured(["add-corpus", str(cfg), "-q"], writer)  # the base (not measured)
     rows["update"] = measured(["add-corpus", str(cfg), str(update), "-q"], writer)
-    rows["no-op"] = measured(["add-corpus", str(cfg), "-q"], writer)
-    rows["no-op, new host"] = measured(["add-corpus", str(cfg), "-q"],
-                                       env_for("newcomer", folder / f"cache-new-{kind}"))
+    rows["no-op"] = median([measured(["add-corpus", str(cfg), "-q"], writer)
+                            for _ in range(args.repeat)])
+    rows["no-op, new host"] = median([
+        measured(["add-corpus", str(cfg), "-q"], env_for(f"newcomer{i}", folder / f"new-{i}"))
+        for i in range(args.repeat)])
     # A store of N versions: N-1 small updates in one run, then the no-op.
     dumps = folder / f"dumps-{kind}"
     dumps.mkdir()
@@ -178,8 +188,8 @@ def measure_store(kind: str, folder: Path, endpoint: str, base: Path, update: Pa
                      "rehearsal: {buffer_size: 0}\nevaluation: {enabled: false}\n"
                      "drift: {record: false}\n")
     measured(["add-corpus", str(cfg_n), "-q"], writer)
-    runs = [measured(["add-corpus", str(cfg_n), "-q"], writer) for _ in range(3)]
-    rows[f"no-op, {args.versions} versions"] = sorted(runs, key=lambda r: r["wall_s"])[1]
+    rows[f"no-op, {args.versions} versions"] = median([
+        measured(["add-corpus", str(cfg_n), "-q"], writer) for _ in range(args.repeat)])
     size = 0
     if kind == "local":
         version = max((folder / f"{kind}-store" / "versions").iterdir())
@@ -226,6 +236,7 @@ def main() -> None:
     parser.add_argument("--vector-size", type=int, default=100)
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--versions", type=int, default=100)
+    parser.add_argument("--repeat", type=int, default=5, help="no-op runs, median reported")
     parser.add_argument("--json", type=Path, help="also write the raw figures here")
     args = parser.parse_args()
 
