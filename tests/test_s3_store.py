@@ -453,6 +453,14 @@ def test_an_expired_lease_of_a_dead_holder_is_broken_and_recorded(
         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         env=package_env(**host_env(tmp_path, "alpha")))
     lease = view.wait_for_holder(holder.pid)
+
+    def working() -> list[Path]:  # alpha's working folders, in its own cache
+        return [p for p in (tmp_path / "cache-alpha").glob("*/scratch/.work-*") if p.is_dir()]
+
+    deadline = time.monotonic() + 60
+    while not working():  # killed once it is reading the pipe (its working folder made)
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
     holder.kill()
     holder.wait()
     fence = lease["fence"]
@@ -468,10 +476,9 @@ def test_an_expired_lease_of_a_dead_holder_is_broken_and_recorded(
     lease = view.lease()
     assert lease["state"] == "released" and lease["fence"] == fence + 1
     # On alpha, the dead run's working folder is swept by alpha's next run.
-    alpha_scratch = next((tmp_path / "cache-alpha").glob("*/scratch"))
-    assert [p for p in alpha_scratch.iterdir() if p.name.startswith(".work-") and p.is_dir()]
+    assert working()
     again = run_subprocess("add-corpus", config, "--json",
                            env=package_env(**host_env(tmp_path, "alpha")))
     assert again.returncode == 0, again.stderr
-    assert not [p for p in alpha_scratch.iterdir() if p.name.startswith(".work-")]
+    assert not working()
     assert check_s3_store(view, {}) == []
