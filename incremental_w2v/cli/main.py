@@ -67,7 +67,7 @@ def setup_logging(args: argparse.Namespace, config: Config | None) -> None:
     root.setLevel(logging.DEBUG)
     logging.getLogger("incremental_w2v").setLevel(level)
     # gensim narrates every epoch at INFO; keep its warnings.
-    for noisy in ("gensim", "smart_open", "botocore", "boto3", "urllib3", "filelock"):
+    for noisy in ("gensim", "smart_open", "botocore", "boto3", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.DEBUG if args.debug else logging.WARNING)
 
 
