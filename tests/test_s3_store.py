@@ -87,11 +87,16 @@ def test_every_command_works_on_an_s3_store(
     assert rebuilt.code == 0 and rebuilt.json()["version"] == "v0004", rebuilt.err
     pruned = cli("prune", config, "--keep", "2")
     assert pruned.code == 0, pruned.err
-    assert [r["version"] for r in cli("history", config, "--json").json()] == ["v0003", "v0004"]
+    # Pruned versions keep their lineage record: their meta.json and marker, nothing else.
+    rows = cli("history", config, "--json").json()
+    assert [r["version"] for r in rows] == ["v0001", "v0002", "v0003", "v0004"]
+    assert [r["version"] for r in rows if r["pruned_at"]] == ["v0001", "v0002"]
     assert cli("repair", config, "--json").json()["rebuilt"] is False
     # Only what the manifest lists is in the bucket; the lease was released.
     assert view.leftovers() == []
-    assert set(view.version_objects()) == {"v0003", "v0004"}
+    objects = view.version_objects()
+    assert set(objects) == {"v0001", "v0002", "v0003", "v0004"}
+    assert set(objects["v0001"]) == set(objects["v0002"]) == {"meta.json", "COMMITTED"}
     lease = view.lease()
     assert lease["state"] == "released" and lease["fence"] == 8  # one per locked command
     assert check_s3_store(view, {}) == []
@@ -198,7 +203,7 @@ def test_versions_are_verified_and_the_cache_refetches_a_damaged_copy(
     assert len(copies) == 1
     vectors = copies[0] / "model.wv.vectors.npy"
     vectors.write_bytes(vectors.read_bytes()[:-8] + b"\0" * 8)
-    again = cli("export", config, "--format", "word2vec-text", "--output", out)
+    again = cli("export", config, "--format", "word2vec-text", "--output", out, "--force")
     assert again.code == 0, again.err
     assert "fetching it again" in again.err
     # ... and the object in the bucket: refused, never unpickled.
@@ -207,7 +212,7 @@ def test_versions_are_verified_and_the_cache_refetches_a_damaged_copy(
     body = view.client.get_object(Bucket=view.bucket, Key=key)["Body"].read()
     view.client.put_object(Bucket=view.bucket, Key=key, Body=body[:-8] + b"\1" * 8)
     vectors.write_bytes(b"damaged again")
-    refused = cli("export", config, "--format", "word2vec-text", "--output", out)
+    refused = cli("export", config, "--format", "word2vec-text", "--output", out, "--force")
     assert refused.code == 65 and "does not match its recorded sha256" in refused.err
 
 
@@ -223,7 +228,7 @@ def test_the_cache_keeps_to_its_size(
     assert cli("add-corpus", config, folder / "c.txt").code == 0
     for version in ("1", "2", "3", "1"):
         result = cli("export", config, "--version", version, "--format", "word2vec-text",
-                     "--output", tmp_path / "v.txt")
+                     "--output", tmp_path / "v.txt", "--force")
         assert result.code == 0, result.err
     cache = next((tmp_path / "cache-here").glob("*/versions"))
     copies = [p for p in cache.iterdir() if p.is_dir()]

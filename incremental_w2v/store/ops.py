@@ -470,6 +470,9 @@ class Repaired:
     left_out: list[str]
     damaged_manifest: str | None  # the name the damaged manifest was kept under
 
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
 
 def repair(config: Config, wait: float = 0.0) -> Repaired:
     """Rebuild a missing or damaged manifest from the committed versions' ``meta.json``.
@@ -570,12 +573,12 @@ def export(config: Config, fmt: str, output: Path, version: str | None = None,
     if fmt not in EXPORT_FORMATS:
         choices = ", ".join(EXPORT_FORMATS)
         raise UsageError(f"unknown export format {fmt!r}; choose one of {choices}")
+    check_output_folder(output)  # before anything is read (or a reader lock is taken)
     if not force and (output.exists() or output.is_symlink()):
         raise OutputError(
             f"{output} exists; export does not replace it unless told to",
             hint="pass --force to replace it, or choose another --output",
         )
-    check_output_folder(output)  # before anything is read (or a reader lock is taken)
     store = existing_store(config)
     with store.pinned(version) as name:
         if fmt == "model":
