@@ -23,10 +23,10 @@ import pytest
 
 from helpers import lee_lines, package_env, write_config
 
-INTERVAL = 0.3
+INTERVAL = 0.2
 
 
-def workspace(folder: Path, copies: int = 12, epochs: int = 4) -> Path:
+def workspace(folder: Path, copies: int = 40, epochs: int = 4) -> Path:
     text = "".join(lee_lines())
     (folder / "big.txt").write_text(text * copies, encoding="utf-8")
     (folder / "more.txt").write_text(text[: len(text) // 2] * 2, encoding="utf-8")

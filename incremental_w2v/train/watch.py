@@ -16,7 +16,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from incremental_w2v.progress import Progress, duration, human
+from incremental_w2v.progress import Progress, duration, human, interval
 
 logger = logging.getLogger(__name__)
 
@@ -120,7 +120,9 @@ class TrainingWatch:
             + (f"; ETA {duration(left)}" if self.epoch < self.epochs else ""))
 
     def _poll(self) -> None:
-        while not self._stop.wait(POLL_SECONDS):
+        # Poll faster than the heartbeat so that a short interval still sees inside epochs.
+        every = min(POLL_SECONDS, interval() / 2)
+        while not self._stop.wait(every):
             reader = self.reader
             if reader is not None:
                 self.progress.advance_to((self.epoch + reader.fraction()) * self.tokens)
