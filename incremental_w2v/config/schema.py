@@ -112,18 +112,29 @@ class UpdateSettings(Strict):
 
 
 class RehearsalSettings(Strict):
-    """Replay of earlier sentences during updates (``rehearsal:``)."""
+    """Replay of earlier data during updates (``rehearsal:``), counted in tokens."""
 
-    buffer_size: int = Field(
-        50_000, ge=0,
-        description="sentences kept in the replay buffer (a uniform sample of everything "
-        "applied so far); 0 turns rehearsal off",
+    buffer_tokens: int = Field(
+        10_000_000, ge=0,
+        description="token budget of the replay buffer (a uniform sample of every sentence "
+        "applied so far, stored with each version); 0 turns rehearsal off",
     )
     share: float = Field(
         0.5, ge=0, le=10,
-        description="replayed sentences per new sentence (0.25: one replayed per four new)",
+        description="tokens replayed per new token, in each epoch of an update (0.5: an "
+        "update trains on at most 1.5 times its new tokens); capped by what the buffer holds",
     )
-    seed: int = Field(1, description="seed of the reservoir sampling and of the replay draw")
+    seed: int = Field(1, description="seed of the buffer's sampling and of the replay draw")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "buffer_size" in data:
+            raise ValueError(
+                "buffer_size (sentences) was replaced by buffer_tokens, a token budget: "
+                "write 'buffer_tokens: N' (about 20 tokens per sentence in typical text)"
+            )
+        return data
 
 
 class LedgerSettings(Strict):
