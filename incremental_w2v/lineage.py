@@ -30,9 +30,18 @@ from incremental_w2v.config.schema import Config, load_config
 if TYPE_CHECKING:
     from incremental_w2v.align.commands import AlignResult
     from incremental_w2v.align.mapping import AlignOptions
+    from incremental_w2v.config.starter import Initialised
     from incremental_w2v.quality.compare import Comparison, Evaluation
     from incremental_w2v.quality.report import Reported
-    from incremental_w2v.store.ops import Exported, History, Moved, Pruned, Rejected
+    from incremental_w2v.store.ops import (
+        Excluded,
+        Exported,
+        History,
+        Moved,
+        Pruned,
+        Published,
+        Rejected,
+    )
     from incremental_w2v.train.add_corpus import AddResult
     from incremental_w2v.train.plan import Status
     from incremental_w2v.train.rebuild import Rebuilt
@@ -40,14 +49,23 @@ if TYPE_CHECKING:
 
 @dataclass
 class Validated:
-    """``validate``: the config is valid; where its store is and how long its queue."""
+    """``validate``: the config is valid (and every module it needs is installed); where its
+    store is, how long its queue, and where it publishes."""
 
     config: str
     store: str
     queue: int
+    publish: list[str]
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def init(path: str | os.PathLike[str] = "config.yaml", force: bool = False) -> Initialised:
+    """Write a commented starter config to ``path`` (required keys marked); it validates."""
+    from incremental_w2v.config.starter import write_starter
+
+    return write_starter(Path(path), force)
 
 
 class Lineage:
@@ -57,13 +75,19 @@ class Lineage:
         self.config = config if isinstance(config, Config) else load_config(Path(config))
 
     def validate(self) -> Validated:
-        """The config was checked when this object was made; say what it describes."""
+        """The config was checked when this object was made; check that the modules it
+        needs are installed, and say what it describes."""
+        from incremental_w2v.config.needs import REPORT, require
+
+        require(self.config.named_uris(), [REPORT])
         return Validated(config=str(self.config.path), store=str(self.config.store_path),
-                         queue=len(self.config.queue))
+                         queue=len(self.config.queue),
+                         publish=[self.config.publish_location(t) for t in self.config.publish])
 
     def add_corpus(self, uris: Sequence[str] = (), wait: float = 0.0,
                    allow_tokenize_change: bool = False) -> AddResult:
-        """Train the base if there is none, then apply every pending corpus (and ``uris``)."""
+        """Train the base if there is none, then apply every pending corpus (and ``uris``,
+        whose relative paths resolve against the current folder, as on the command line)."""
         from incremental_w2v.train.add_corpus import add_corpus
 
         return add_corpus(self.config, tuple(uris), wait, allow_tokenize_change)
@@ -80,11 +104,32 @@ class Lineage:
 
         return history(self.config)
 
-    def rollback(self, version: str, wait: float = 0.0) -> Moved:
-        """Make another committed version current (older or newer)."""
+    def rollback(self, version: str, wait: float = 0.0,
+                 exclude_rolled_back: bool = False) -> Moved:
+        """Make another committed version current (older or newer); with
+        ``exclude_rolled_back`` the corpora it takes out are excluded from the lineage."""
         from incremental_w2v.store.ops import rollback
 
-        return rollback(self.config, version, wait)
+        return rollback(self.config, version, wait, exclude_rolled_back)
+
+    def exclude(self, targets: Sequence[str], reason: str = "", wait: float = 0.0
+                ) -> Excluded:
+        """Keep corpora (URIs, or every corpus a version applied) out of the lineage."""
+        from incremental_w2v.store.ops import exclude
+
+        return exclude(self.config, targets, reason, wait)
+
+    def unexclude(self, targets: Sequence[str], wait: float = 0.0) -> Excluded:
+        """Undo exclusions: later runs apply those corpora again."""
+        from incremental_w2v.store.ops import unexclude
+
+        return unexclude(self.config, targets, wait)
+
+    def publish(self, wait: float = 0.0) -> Published:
+        """Write the current version to the config's ``publish:`` targets now."""
+        from incremental_w2v.store.ops import publish
+
+        return publish(self.config, wait)
 
     def promote(self, version: str, wait: float = 0.0) -> Moved:
         """Make a candidate that failed a gate current anyway (a recorded override)."""
@@ -99,17 +144,19 @@ class Lineage:
         return reject(self.config, version, wait)
 
     def prune(self, keep: int, wait: float = 0.0) -> Pruned:
-        """Delete all but the ``keep`` newest versions (never the current one)."""
+        """Delete the arrays of all but the ``keep`` newest versions (never the current one);
+        every version's lineage record stays."""
         from incremental_w2v.store.ops import prune
 
         return prune(self.config, keep, wait)
 
     def export(self, fmt: str, output: str | os.PathLike[str],
-               version: str | None = None) -> Exported:
-        """Write a version's vectors (or full model) to ``output``, atomically."""
+               version: str | None = None, force: bool = False) -> Exported:
+        """Write a version's vectors (or full model) to ``output``, atomically; an existing
+        file is replaced only with ``force``."""
         from incremental_w2v.store.ops import export
 
-        return export(self.config, fmt, Path(output), version)
+        return export(self.config, fmt, Path(output), version, force)
 
     def evaluate(self, version: str | None = None) -> Evaluation:
         """Score a version (default: current) on the configured evaluation sets."""

@@ -117,7 +117,46 @@ def resolve_local(uri: str, base_dir: Path) -> Path | None:
     return path if path.is_absolute() else base_dir / path
 
 
-def expand(uri: str, base_dir: Path) -> list[str]:
+CONFIG_ORIGIN = "config"
+COMMAND_LINE = "command line"
+
+
+def _where_relative(uri: str, base_dir: Path, origin: str) -> str:
+    """Which folder a relative path was resolved against, and why (for hints)."""
+    if scheme_of(uri) or Path(os.path.expanduser(uri)).is_absolute():
+        return "check the path"
+    if origin == COMMAND_LINE:
+        return (f"a relative path given on the command line resolves against the current "
+                f"folder ({base_dir}); check it, or give an absolute path")
+    return (f"a relative path in the config resolves against the config's folder ({base_dir}); "
+            "check it, or give an absolute path")
+
+
+def command_line_uri(uri: str) -> str:
+    """``uri`` as given on the command line: a relative local path made absolute against the
+    current folder (a URI in the config resolves against the config's folder instead)."""
+    check_uri(uri)
+    local = resolve_local(uri, Path.cwd())
+    if local is None or scheme_of(uri):
+        return uri
+    if not (_GLOB_CHARS.search(str(local)) or local.exists()):
+        raise InputMissingError(
+            f"corpus {redact(uri)} does not exist (looked at {local})",
+            hint=_where_relative(uri, Path.cwd(), COMMAND_LINE),
+        )
+    return str(local)
+
+
+def corpus_key(uri: str, base_dir: Path) -> str:
+    """What identifies a corpus across spellings: a local file's absolute path, else the
+    redacted URI (exclusions are matched on it)."""
+    local = resolve_local(uri, base_dir)
+    if local is None:
+        return redact(uri)
+    return redact(os.path.normpath(os.path.abspath(local)))
+
+
+def expand(uri: str, base_dir: Path, origin: str = CONFIG_ORIGIN) -> list[str]:
     """The concrete corpus URIs that ``uri`` stands for, in sorted order.
 
     A glob matches files; a folder stands for every regular file below it
@@ -144,7 +183,8 @@ def expand(uri: str, base_dir: Path) -> list[str]:
     if not local.exists():
         raise InputMissingError(
             f"corpus {redact(uri)} does not exist (looked at {local})",
-            hint="check the path in the config, or remove the entry",
+            hint=_where_relative(uri, base_dir, origin)
+            + ("" if origin == COMMAND_LINE else "; or remove the entry"),
         )
     return [uri if keep_scheme else _relative_uri(local, uri, base_dir)]
 

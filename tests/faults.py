@@ -19,7 +19,7 @@ from typing import Any
 
 from helpers import package_env
 from incremental_w2v.errors import IncW2VError
-from incremental_w2v.store.store import MARKER, Store
+from incremental_w2v.store.store import MARKER, META, Store
 
 DRIVER = Path(__file__).with_name("fault_driver.py")
 LOCK_FILES = {".lock", ".lock.info"}
@@ -147,6 +147,7 @@ def lineage(root: Path) -> list[dict[str, Any]]:
         rows.append({
             "version": meta.version, "kind": meta.kind, "parent": meta.parent,
             "status": entry.status, "current": manifest.current == meta.version,
+            "pruned": entry.pruned_at is not None,
             "added": meta.added, "vocab_size": meta.vocab_size,
             "corpora": [(c.name, c.fingerprint.sha256, c.tokens, c.applied_in)
                         for c in meta.corpora],
@@ -155,17 +156,24 @@ def lineage(root: Path) -> list[dict[str, Any]]:
 
 
 def leftovers(root: Path) -> list[str]:
-    """Temporary files of a run, and version folders the manifest does not list."""
+    """Temporary files of a run, version folders the manifest does not list, and arrays
+    left in a version the manifest says was pruned."""
     if not root.exists():
         return []
     found = [p.name for p in root.iterdir() if p.name.startswith(TEMP_PREFIXES)]
     versions = root / "versions"
     if versions.is_dir():
         try:
-            listed = {v.version for v in Store(root).read_manifest().versions}
+            entries = Store(root).read_manifest().versions
         except IncW2VError:
-            listed = set()
+            entries = []
+        listed = {v.version for v in entries}
         found += [f"versions/{p.name}" for p in versions.iterdir() if p.name not in listed]
+        for entry in entries:
+            if entry.pruned_at is not None:
+                found += [f"versions/{entry.version}/{p.name}"
+                          for p in (versions / entry.version).iterdir()
+                          if p.name not in (META, MARKER)]
     return found
 
 
@@ -185,10 +193,16 @@ def check_store(root: Path, before: dict[str, dict[str, str]]) -> list[str]:
         manifest = store.read_manifest()
     except IncW2VError as exc:
         return [f"manifest does not parse: {exc.message}"]
-    listed = {v.version for v in manifest.versions}
     for version, files in before.items():
-        if version not in listed:
+        entry = manifest.entry(version)
+        if entry is None:
             problems.append(f"previously committed {version} is no longer listed")
+        elif entry.pruned_at is not None:
+            # Pruned: its arrays may go, its lineage record must stay as it was.
+            now = tree_hashes(store.version_dir(version))
+            record = {k: v for k, v in files.items() if k in (META, MARKER)}
+            if {k: now.get(k) for k in record} != record:
+                problems.append(f"pruned {version} lost or changed its lineage record")
         elif tree_hashes(store.version_dir(version)) != files:
             problems.append(f"previously committed {version} changed on disk")
     if before and manifest.current is None:
@@ -197,6 +211,12 @@ def check_store(root: Path, before: dict[str, dict[str, str]]) -> list[str]:
         folder = store.version_dir(entry.version)
         if not (folder / MARKER).is_file():
             problems.append(f"listed {entry.version} has no {MARKER} marker")
+            continue
+        if entry.pruned_at is not None:
+            try:
+                store.read_meta(entry.version)
+            except IncW2VError as exc:
+                problems.append(f"pruned {entry.version}'s record does not read: {exc.message}")
             continue
         try:
             store.verify(entry.version)

@@ -121,7 +121,8 @@ from incremental_w2v.cli.main import main
 config, out, stop = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
 ok = failed = 0
 while not stop.exists():
-    for command in (["export", config, "--format", "word2vec-text", "--output", str(out), "-q"],
+    for command in (["export", config, "--format", "word2vec-text", "--output", str(out),
+                     "--force", "-q"],
                     ["status", config, "--json", "-q"],
                     ["evaluate", config, "--json", "-q"]):
         with contextlib.redirect_stdout(io.StringIO()):

@@ -530,24 +530,3 @@ def test_new_keys_are_validated(body: str, fragment: str) -> None:
     with pytest.raises(ConfigError) as info:
         parse_config("store: s\nbase: {corpus: a}\n" + body)
     assert fragment in str(info.value)
-
-
-@pytest.mark.slow
-def test_update_quality_benchmark_prints_its_table(
-    corpora: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    import importlib.util
-
-    script = Path(__file__).resolve().parents[1] / "benchmarks" / "update_quality.py"
-    spec = importlib.util.spec_from_file_location("update_quality", script)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    paths = [str(corpora[n]) for n in "abc"]
-    assert module.main([*paths, "--restrict", "500", "--vector-size", "16",
-                        "--min-count", "3", "--only", "+ rehearsal 0.5",
-                        "--workdir", str(tmp_path / "w")]) == 0
-    table = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]
-    names = [row.split(" | ")[0].lstrip("| ") for row in table[1:]]
-    assert names == ["full retrain (all three)", "full retrain, seed 2 (noise yardstick)",
-                     "plain gensim updates", "+ rehearsal 0.5"]

@@ -317,6 +317,7 @@ def test_documented_quality_config_is_valid(tmp_path: Path) -> None:
     assert config.watch == ["python", "rust", "kernel"]
     assert config.evaluation.metric_names() == [
         "wordsim353", "simlex999", "analogies", "support_pairs", "support_analogies"]
-    readme = (root / "README.md").read_text()
-    block = readme.split("## The config")[1].split("```yaml")[1].split("```")[0]
-    assert parse_config(block, tmp_path / "c.yaml").evaluation.enabled
+    reference = (root / "docs" / "config.md").read_text()
+    block = reference.split("## Every key, with its default")[1].split("```yaml")[1].split("```")[0]
+    full = parse_config(block, tmp_path / "c.yaml")
+    assert full.evaluation.enabled and full.publish and full.retention.keep is None

@@ -59,7 +59,9 @@ def test_random_sigkill_during_base_updates_and_prune(
         assert done.status == 0, done.stderr
     duration = min(durations)
     expected = lineage(reference / "store")
-    assert [r["version"] for r in expected] == ["v0003", "v0004"]
+    # Every version stays listed; prune deleted the arrays of the two oldest.
+    assert [(r["version"], r["pruned"]) for r in expected] == [
+        ("v0001", True), ("v0002", True), ("v0003", False), ("v0004", False)]
 
     rng = random.Random(20261201)
     problems: list[str] = []
@@ -113,7 +115,7 @@ def test_prune_keeps_a_version_a_reader_holds(driver: Driver, fast_tmp: Path) ->
         assert reader.stdout is not None and reader.stdout.readline() == "holding\n"
         pruned = driver.run(["prune", config, "--keep", "1"])
         assert pruned.status == 0, pruned.stderr
-        assert "deleted v0002" in pruned.stdout
+        assert "pruned v0002 (arrays deleted" in pruned.stdout
         assert "v0001 held open by a reader" in pruned.stdout
         assert (store / "versions" / "v0001" / "model").is_file()
         exported = driver.run(["export", config, "--version", "v0001", "--format",
@@ -124,9 +126,11 @@ def test_prune_keeps_a_version_a_reader_holds(driver: Driver, fast_tmp: Path) ->
         reader.stdin.close()
         reader.wait(timeout=30)
     pruned = driver.run(["prune", config, "--keep", "1"])
-    assert pruned.status == 0 and "deleted v0001" in pruned.stdout, pruned.stderr
-    assert not (store / "versions" / "v0001").exists()
+    assert pruned.status == 0 and "pruned v0001 (arrays deleted" in pruned.stdout, pruned.stderr
+    # Its arrays are gone; its lineage record stays.
+    assert sorted(p.name for p in (store / "versions" / "v0001").iterdir()) == [
+        "COMMITTED", "meta.json"]
     assert check_store(store, {}) == []
     gone = driver.run(["export", config, "--version", "v0001", "--format",
                        "word2vec-text", "--output", folder / "v1b.txt"])
-    assert gone.status == 64 and "not in the store" in gone.stderr
+    assert gone.status == 66 and "v0001 was pruned" in gone.stderr

@@ -73,6 +73,45 @@ def test_report_holds_what_it_claims(
     assert missing.code == 73
 
 
+def test_report_axes_coverage_width_branches_and_pruned_versions(
+    tmp_path: Path, corpora: dict[str, Path], make_config: Callable[..., Path],
+    cli: Callable[..., Result],
+) -> None:
+    config = build(make_config, corpora, cli, rebuild=False)  # v0001 a, v0002 b, v0003 c
+    assert cli("rollback", config, "v0002", "--exclude-rolled-back").code == 0
+    d = tmp_path / "d.txt"
+    d.write_bytes(corpora["a"].read_bytes()[:30000])
+    assert cli("add-corpus", config, d).code == 0  # v0004, parent v0002: a branch
+    assert cli("prune", config, "--keep", "1").code == 0  # v0001..v0003 keep their record
+    out = tmp_path / "report.html"
+    run = cli("report", config, "--output", out, "--json")
+    assert run.code == 0, run.err
+    figures = {f["title"]: f for f in run.json()["figures"]}
+    # Every axis of every plot is labelled.
+    for title, figure in figures.items():
+        for axis in figure["axes"]:
+            assert axis["xlabel"] and axis["ylabel"], (title, axis)
+    # The score plot shows each score's coverage: in the legend, and a panel of its own.
+    scores, coverage = figures["Scores across versions"]["axes"]
+    assert all(re.search(r"\(coverage now \d+%\)$", label) for label in scores["legend"])
+    assert len(scores["legend"]) == 3
+    assert coverage["ylabel"] == "coverage of the set (%)"
+    assert coverage["legend"] == [] and len(coverage["segments"]) >= 3
+    # The rollback's branch is drawn as a branch: v0004 is joined to v0002, its parent,
+    # and nothing joins v0003 (the abandoned version before it) to v0004.
+    x = {v: float(i) for i, v in enumerate(figures["Scores across versions"]["x"])}
+    segments = {tuple(s) for s in scores["segments"]}
+    assert (x["v0002"], x["v0004"]) in segments
+    assert (x["v0003"], x["v0004"]) not in segments
+    assert (x["v0002"], x["v0003"]) in segments  # the left branch is still drawn
+    page = out.read_text(encoding="utf-8")
+    assert "<td>v0002 (branch)</td>" in page and "branch from v0002" not in page  # in the PNG
+    assert page.count("committed, pruned") == 3 and "class='pruned'" in page
+    assert "committed, pruned, rolled back to v0002" in page  # v0003, left by the rollback
+    # The plots use the page's width.
+    assert "img{width:100%" in page and "max-width:1100px" not in page
+
+
 def test_report_without_rebuild_says_so(
     tmp_path: Path, corpora: dict[str, Path], make_config: Callable[..., Path],
     cli: Callable[..., Result],
@@ -120,6 +159,17 @@ def test_report_renders_in_headless_chromium(
         "ok+'/'+document.images.length)})</script></body>"), encoding="utf-8")
     dom = chromium("--virtual-time-budget=5000", "--dump-dom", probe.as_uri())
     assert 'data-decoded="4/4"' in dom.stdout, dom.stderr[-2000:]
+    # Each plot is as wide as the page's text.
+    probe.write_text(out.read_text(encoding="utf-8").replace(
+        "</body>",
+        "<script>window.addEventListener('load',()=>{const w=[...document.images].map(i=>"
+        "Math.round(100*i.getBoundingClientRect().width/document.body.clientWidth));"
+        "document.body.setAttribute('data-widths',w.join(','))})</script></body>"),
+        encoding="utf-8")
+    dom = chromium("--virtual-time-budget=5000", "--window-size=1400,1000", "--dump-dom",
+                   probe.as_uri())
+    widths = re.search(r'data-widths="([0-9,]+)"', dom.stdout)
+    assert widths and all(int(w) >= 99 for w in widths.group(1).split(",")), dom.stdout[-500:]
     shot = tmp_path / "shot.png"
     chromium(f"--screenshot={shot}", "--window-size=1200,3000", out.as_uri())
     import matplotlib.image

@@ -126,6 +126,21 @@ def test_changed_corpus_stops_with_65_and_keeps_store(
     assert "changed since it was applied in v0002" in result.err
     assert "rollback" in result.err
     assert (tmp_store(config) / "manifest.json").read_bytes() == before
+    # status is read-only: it reports the problem and still shows the state (exit 0).
+    shown = cli("status", config)
+    assert shown.code == 0, shown.err
+    assert shown.out.startswith("current: v0002 (vocabulary ")
+    assert "problem: the next run would stop: corpus" in shown.out
+    assert "changed since it was applied in v0002" in shown.out and "hint: " in shown.out
+    data = cli("status", config, "--json").json()
+    assert data["current"] == "v0002" and data["applied"] == 2
+    assert [p["kind"] for p in data["problems"]] == ["DataError"]
+    # A queued file that is missing is reported the same way (a run would exit 66).
+    config.write_text(config.read_text() + "  - uri: nowhere.txt\n")
+    missing = cli("status", config, "--json")
+    assert missing.code == 0
+    assert [p["kind"] for p in missing.json()["problems"]] == ["DataError", "InputMissingError"]
+    assert "config's folder" in missing.json()["problems"][1]["hint"]
 
 
 def test_touched_but_identical_corpus_is_still_applied(
@@ -197,9 +212,12 @@ def test_prune_never_deletes_current(
     assert cli("rollback", config, "v0001").code == 0
     result = cli("prune", config, "--keep", "1")
     assert result.code == 0, result.err
-    kept = [v["version"] for v in manifest(tmp_store(config))["versions"]]
-    assert kept == ["v0001", "v0003"]
-    assert sorted(p.name for p in (tmp_store(config) / "versions").iterdir()) == kept
+    listed = manifest(tmp_store(config))["versions"]
+    # Every version stays listed (its lineage record is kept); v0002's arrays are gone.
+    assert [(v["version"], v.get("pruned_at") is not None) for v in listed] == [
+        ("v0001", False), ("v0002", True), ("v0003", False)]
+    assert sorted(p.name for p in (tmp_store(config) / "versions" / "v0002").iterdir()) == [
+        "COMMITTED", "meta.json"]
     assert cli("status", config, "--json").json()["current"] == "v0001"
     assert cli("prune", config, "--keep", "0").code == 64
 
@@ -252,6 +270,15 @@ def test_export_older_version_and_bad_output(
     bad = cli("export", config, "--format", "word2vec-text", "--output",
               tmp_path / "no" / "such" / "dir" / "x.txt")
     assert bad.code == 73
+    # An existing file is replaced only with --force.
+    before = out.read_bytes()
+    again = cli("export", config, "--format", "word2vec-text", "--output", out)
+    assert again.code == 73 and "exists" in again.err and "--force" in again.err
+    assert out.read_bytes() == before
+    forced = cli("export", config, "--format", "word2vec-text", "--output", out, "--force",
+                 "--json")
+    assert forced.code == 0 and forced.json()["version"] == "v0002"
+    assert out.read_bytes() != before
 
 
 def test_commands_on_a_store_that_does_not_exist(
@@ -315,3 +342,50 @@ def test_applied_corpus_deleted_from_disk_stays_applied(
     missing = make_config("data/a.txt", ["data/b.txt", "data/never.txt"])
     refused = cli("add-corpus", missing)
     assert refused.code == 66 and "never.txt does not exist" in refused.err
+
+
+def test_commit_line_summary_and_history_show_scores_drift_and_parents(
+    corpora: dict[str, Path], make_config: Callable[..., Path], cli: Callable[..., Result],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import logging
+    import re
+
+    config = make_config(corpora["a"], [corpora["b"], corpora["c"]])
+    with caplog.at_level(logging.INFO, logger="incremental_w2v"):
+        run = cli("add-corpus", config)
+    assert run.code == 0, run.err
+    rows = cli("history", config, "--json").json()
+    v1, v2 = rows[0]["scores"], rows[1]["scores"]
+    drift = rows[1]["drift"]["parent"]["drift"]
+    ws_change = v2["wordsim353"]["value"] - v1["wordsim353"]["value"]
+    expected = (f"wordsim353 {v2['wordsim353']['value']:.4f} ({ws_change:+.4f})")
+    # The commit's log line: scores, their change against the parent, drift from it.
+    commit = next(r.getMessage() for r in caplog.records
+                  if r.getMessage().startswith("committed v0002"))
+    assert expected in commit and f"drift vs v0001 {drift:.4f}" in commit, commit
+    # The run's summary says the same per version, once, on stdout.
+    assert "  v0002 update on v0001 (b.txt): " in run.out and expected in run.out
+    assert run.out.count("v0002 update on v0001") == 1
+    # Text history: each version's parent, scores and drift; a rollback's branch is visible.
+    assert cli("rollback", config, "v0001").code == 0
+    assert cli("add-corpus", config, "--json").json()["applied"][0]["parent"] == "v0001"
+    text = cli("history", config).out
+    assert re.search(r"v0002 .* parent v0001  vocab", text)
+    assert re.search(r"v0004 .* parent v0001 \(branch\)", text), text
+    assert expected in text and f"drift vs v0001 {drift:.4f}" in text
+    assert "[rollback " in text
+
+
+def test_a_store_that_never_pruned_or_excluded_writes_no_new_manifest_keys(
+    corpora: dict[str, Path], make_config: Callable[..., Path], cli: Callable[..., Result],
+) -> None:
+    # So that it stays readable by the incw2v versions from before those features.
+    config = make_config(corpora["a"], [corpora["b"]])
+    assert cli("add-corpus", config).code == 0
+    data = manifest(tmp_store(config))
+    assert "exclusions" not in data and all("pruned_at" not in v for v in data["versions"])
+    assert cli("exclude", config, "v0002").code == 0
+    assert cli("prune", config, "--keep", "1").code == 0
+    data = manifest(tmp_store(config))
+    assert len(data["exclusions"]) == 1 and data["versions"][0]["pruned_at"]

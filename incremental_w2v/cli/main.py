@@ -28,10 +28,11 @@ from incremental_w2v.cli.exit_codes import (
     exit_code,
 )
 from incremental_w2v.cli.parser import VECTOR_COMMANDS, build_parser
+from incremental_w2v.config.needs import missing_module
 from incremental_w2v.config.schema import Config
 from incremental_w2v.errors import GateFailedError, IncW2VError, OutputError
 from incremental_w2v.fsutil import os_error
-from incremental_w2v.lineage import Lineage, align, merge
+from incremental_w2v.lineage import Lineage, align, init, merge
 
 logger = logging.getLogger(__name__)
 
@@ -95,12 +96,17 @@ def _commands(args: argparse.Namespace, lineage: Lineage) -> dict[str, Callable[
     a = args
     return {
         "validate": lambda: (lineage.validate(), render.validated),
+        "exclude": lambda: (lineage.exclude(a.targets, a.reason, a.wait), render.excluded),
+        "unexclude": lambda: (lineage.unexclude(a.targets, a.wait), render.unexcluded),
+        "publish": lambda: (lineage.publish(a.wait), render.published),
         "add-corpus": lambda: (
             lineage.add_corpus(a.uris, a.wait, a.allow_tokenize_change), render.added),
         "status": lambda: (lineage.status(), render.status),
         "history": lambda: (lineage.history(), render.history),
-        "rollback": lambda: (lineage.rollback(a.version, a.wait), render.rolled_back),
-        "export": lambda: (lineage.export(a.format, a.output, a.version_name), render.exported),
+        "rollback": lambda: (
+            lineage.rollback(a.version, a.wait, a.exclude_rolled_back), render.rolled_back),
+        "export": lambda: (
+            lineage.export(a.format, a.output, a.version_name, a.force), render.exported),
         "prune": lambda: (lineage.prune(a.keep, a.wait), render.pruned),
         "evaluate": lambda: (lineage.evaluate(a.version_name), render.evaluated),
         "compare": lambda: (lineage.compare(a.a, a.b), render.compared),
@@ -118,6 +124,10 @@ READ_ONLY = ("validate", "status", "history", "evaluate", "compare")
 def _run(args: argparse.Namespace) -> int:
     if args.command in VECTOR_COMMANDS:
         return _vectors_command(args)
+    if args.command == "init":
+        written = init(args.config, args.force)
+        _emit(args, written.to_dict(), render.initialised(written))
+        return EX_OK
     lineage = Lineage(args.config)
     setup_logging(args, lineage.config)
     try:
@@ -147,6 +157,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
         print(f"incw2v: error: {exc}", file=sys.stderr)
         return exit_code(exc)
+    except ModuleNotFoundError as exc:  # every need is checked up front; this is the net
+        if args.debug:
+            traceback.print_exc()
+        print(f"incw2v: error: {missing_module(exc)}", file=sys.stderr)
+        return exit_code(missing_module(exc))
     except KeyboardInterrupt:
         print("incw2v: interrupted; committed versions are intact", file=sys.stderr)
         return EX_INTERRUPTED

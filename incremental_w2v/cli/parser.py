@@ -25,19 +25,28 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EX_USAGE, f"{self.prog}: error: {message}\n")
 
 
-def _choices_help(choices: dict[str, str]) -> str:
-    return "; ".join(f"{name}: {text}" for name, text in choices.items())
-
-
 def _flag(parent: _Parser, *names: str, **kw: Any) -> _Parser:
     parent.add_argument(*names, **kw)
     return parent
 
 
+def _formats_list(formats: dict[str, str]) -> str:
+    """One line per format, for an epilog (the help of a choice option runs them together)."""
+    return "formats:\n" + "\n".join(f"  {name:<16} {text}" for name, text in formats.items())
+
+
+def _global_options(parser: _Parser, default: Any) -> None:
+    # Given before the command (incw2v --debug status) or after it (incw2v status --debug):
+    # the command's copy defaults to SUPPRESS so that it never resets the global one.
+    parser.add_argument("--debug", action="store_true", default=default,
+                        help="show tracebacks and debug logs")
+    parser.add_argument("-q", "--quiet", action="store_true", default=default,
+                        help="log warnings and errors only")
+
+
 def _parents() -> dict[str, _Parser]:
     common = _Parser(add_help=False)
-    common.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
-    common.add_argument("-q", "--quiet", action="store_true", help="log warnings and errors only")
+    _global_options(common, argparse.SUPPRESS)
     return {
         "common": common,
         "json": _flag(_Parser(add_help=False), "--json", action="store_true",
@@ -56,40 +65,79 @@ def build_parser() -> argparse.ArgumentParser:
         "versioned, crash-safe, measured.",
         epilog=epilog(),
     )
-    parser.add_argument("--version", action="version", version=f"incw2v {__version__}")
+    parser.add_argument("--version", action="version", version=f"incw2v {__version__}",
+                        help="print incw2v's version and exit")
+    _global_options(parser, False)
     parents = _parents()
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser,
+                                help="what to do (incw2v COMMAND --help says more)")
     sub.required = True
 
-    def command(name: str, help_text: str, *extra: str) -> argparse.ArgumentParser:
+    def command(name: str, help_text: str, *extra: str, epilog: str | None = None,
+                config: bool = True) -> argparse.ArgumentParser:
         chosen: list[_Parser] = [parents["common"], *(parents[e] for e in extra)]
-        p = sub.add_parser(name, help=help_text, description=help_text, parents=chosen)
-        p.add_argument("config", metavar="CONFIG", type=Path, help="the YAML config file")
+        p = sub.add_parser(name, help=help_text, description=help_text, parents=chosen,
+                           epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter)
+        if config:
+            p.add_argument("config", metavar="CONFIG", type=Path, help="the YAML config file")
         return p
 
-    command("validate", "check the config and print every problem at once")
+    p = command("init", "write a commented starter config (required keys marked) to CONFIG",
+                "json", config=False)
+    p.add_argument("config", metavar="CONFIG", type=Path, nargs="?", default=Path("config.yaml"),
+                   help="where to write it (default: config.yaml in the current folder)")
+    p.add_argument("--force", action="store_true", help="replace CONFIG if it exists")
+    command("validate", "check the config, and that every module it needs is installed; "
+            "print every problem at once", "json")
     p = command("add-corpus",
                 "train the base if needed, then apply every pending corpus (one version each)",
                 "json", "wait")
     p.add_argument("uris", metavar="URI", nargs="*",
-                   help="extra corpora, applied after the queue and recorded like queued ones")
+                   help="extra corpora, applied after the queue and recorded like queued ones "
+                   "(a relative path resolves against the current folder)")
     p.add_argument("--allow-tokenize-change", action="store_true",
                    help="accept tokenize settings that differ from the lineage's")
     command("status", "show the current version and the pending corpora", "json")
     command("history", "list every version with its lineage", "json")
-    p = command("rollback", "make another committed version current (older or newer)", "wait")
+    p = command("rollback",
+                "make VERSION the current version: an older one (undo updates) or a newer one "
+                "(redo after an earlier rollback). Corpora that VERSION has not applied become "
+                "pending again, so the next add-corpus re-applies them unless they are "
+                "excluded (--exclude-rolled-back, or the exclude command)", "json", "wait")
     p.add_argument("version", metavar="VERSION", help="e.g. v0002 (or v2, or 2)")
-    p = command("export", "write a version's vectors or model for use elsewhere")
-    p.add_argument("--format", required=True,
-                   choices=list(EXPORT_FORMATS), help=_choices_help(EXPORT_FORMATS))
+    p.add_argument("--exclude-rolled-back", action="store_true",
+                   help="also exclude the corpora the rollback takes out of the lineage, so "
+                   "that later runs do not re-apply them (undo with 'incw2v unexclude')")
+    excl_help = ("corpora to exclude: a URI (a relative path resolves against the current "
+                 "folder) or a version (every corpus that version applied)")
+    p = command("exclude", "keep corpora out of the lineage: later runs skip them (recorded "
+                "in the history; undo with 'incw2v unexclude')", "json", "wait")
+    p.add_argument("targets", metavar="URI_OR_VERSION", nargs="+", help=excl_help)
+    p.add_argument("--reason", default="", metavar="TEXT",
+                   help="why, recorded with the exclusion (e.g. 'truncated dump')")
+    p = command("unexclude", "undo an exclusion: later runs apply those corpora again",
+                "json", "wait")
+    p.add_argument("targets", metavar="URI_OR_VERSION", nargs="+",
+                   help="excluded corpora: a URI, or the version whose corpora were excluded")
+    p = command("export", "write a version's vectors or model for use elsewhere", "json",
+                epilog=_formats_list(EXPORT_FORMATS))
+    p.add_argument("--format", required=True, metavar="FORMAT", choices=list(EXPORT_FORMATS),
+                   help="one of " + ", ".join(EXPORT_FORMATS) + " (each explained below)")
     p.add_argument("--output", required=True, type=Path, metavar="PATH",
-                   help="the file to write (side files go beside it)")
+                   help="the file to write (side files go beside it); a relative path "
+                   "resolves against the current folder")
     p.add_argument("--version", dest="version_name", metavar="VERSION",
-                   help="default: the current version")
-    p = command("prune", "delete old versions, keeping the newest N, the current one, and any "
-                "a reader (export, evaluate) holds open", "wait")
+                   help="the version to export (default: the current version)")
+    p.add_argument("--force", action="store_true",
+                   help="replace PATH (and its side files) if it exists")
+    p = command("prune", "delete the arrays of old versions, keeping the newest N, the "
+                "current one, the last rebuild, candidates awaiting review, and any a reader "
+                "holds open; every version's lineage record stays in the history", "json",
+                "wait")
     p.add_argument("--keep", type=int, required=True, metavar="N",
-                   help="how many of the newest versions to keep")
+                   help="how many of the newest versions to keep whole")
+    command("publish", "write the current version to the config's publish: targets now (add-"
+            "corpus, rollback, promote and rebuild do it after every change)", "json", "wait")
     p = command("evaluate", "score a version on the configured evaluation sets (read-only)",
                 "json")
     p.add_argument("--version", dest="version_name", metavar="VERSION",
@@ -98,15 +146,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("a", metavar="A", help="a version (v0002) or a model/vectors file")
     p.add_argument("b", metavar="B", help="a version (v0003) or a model/vectors file")
     p = command("promote", "make a candidate that failed a gate current (a recorded override)",
-                "wait")
+                "json", "wait")
     p.add_argument("version", metavar="VERSION", help="the candidate, e.g. v0004")
-    p = command("reject", "drop a candidate: later runs skip the corpus it added", "wait")
+    p = command("reject", "drop a candidate: later runs skip the corpus it added", "json",
+                "wait")
     p.add_argument("version", metavar="VERSION", help="the candidate, e.g. v0004")
     command("rebuild", "retrain from scratch on every corpus of the current lineage and "
             "compare with the version it replaces", "json", "wait")
-    p = command("report", "write one self-contained HTML page with the lineage's quality")
+    p = command("report", "write one self-contained HTML page with the lineage's quality",
+                "json")
     p.add_argument("--output", required=True, type=Path, metavar="PATH",
-                   help="the HTML file to write")
+                   help="the HTML file to write (replaced if it exists)")
     _vector_commands(sub, parents)
     return parser
 
@@ -131,14 +181,16 @@ def _vector_commands(sub: Any, parents: dict[str, _Parser]) -> None:
     for name, help_text in texts.items():
         p = sub.add_parser(name, help=help_text, description=help_text,
                            parents=[parents["common"], parents["json"]],
+                           formatter_class=argparse.RawDescriptionHelpFormatter,
                            epilog=f"Verdict on the held-out anchors: {describe_thresholds()}. "
-                           "Details: docs/alignment.md.")
+                           "Details: docs/alignment.md.\n\n" + _formats_list(VECTOR_FORMATS))
         p.add_argument("source", metavar="SOURCE", help=vectors_help)
         p.add_argument("target", metavar="TARGET", help=vectors_help)
         p.add_argument("--output", required=True, type=Path, metavar="PATH",
                        help="where to write; diagnostics go to PATH.meta.json")
         p.add_argument("--format", default="keyedvectors", choices=list(VECTOR_FORMATS),
-                       help="default: keyedvectors; " + _choices_help(VECTOR_FORMATS))
+                       metavar="FORMAT", help="one of " + ", ".join(VECTOR_FORMATS)
+                       + " (default: keyedvectors; each explained below)")
         if name == "merge":
             p.add_argument("--prefer", choices=["target", "average"], default="target",
                            help="shared words: TARGET's vector (default) or the count-weighted "

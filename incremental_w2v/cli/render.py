@@ -8,12 +8,24 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from incremental_w2v.quality.summary import quality_line
+
 if TYPE_CHECKING:  # the results' modules import gensim; rendering needs only their fields
     from incremental_w2v.align.commands import AlignResult
+    from incremental_w2v.config.starter import Initialised
     from incremental_w2v.lineage import Validated
     from incremental_w2v.quality.compare import Comparison, Evaluation
     from incremental_w2v.quality.report import Reported
-    from incremental_w2v.store.ops import Exported, History, Moved, Pruned, Rejected, VersionRow
+    from incremental_w2v.store.ops import (
+        Excluded,
+        Exported,
+        History,
+        Moved,
+        Pruned,
+        Published,
+        Rejected,
+        VersionRow,
+    )
     from incremental_w2v.train.add_corpus import AddResult
     from incremental_w2v.train.plan import Status
     from incremental_w2v.train.rebuild import Rebuilt
@@ -24,24 +36,55 @@ def num(v: Any) -> str:
 
 
 def validated(result: Validated) -> str:
-    return f"{result.config}: OK (store {result.store}, {result.queue} queue entries)"
+    where = f"; publishes to {', '.join(result.publish)}" if result.publish else ""
+    return (f"{result.config}: OK (store {result.store}, {result.queue} queue entries{where}; "
+            "every module it needs is installed)")
+
+
+def initialised(result: Initialised) -> str:
+    return (f"wrote {result.config}: a starter config (REQUIRED keys marked); edit it, then "
+            f"'incw2v validate {result.config}'")
+
+
+def _published(targets: list[str]) -> list[str]:
+    return [f"published to {', '.join(targets)}"] if targets else []
 
 
 def added(result: AddResult) -> str:
     if not result.applied:
-        return (f"nothing to do: current version {result.current}, {len(result.skipped)} "
-                "corpora already applied")
-    done = ", ".join(f"{a['version']} ({a['name']})" for a in result.applied)
-    return f"applied {len(result.applied)} corpus(es): {done}; current version {result.current}"
+        lines = [f"nothing to do: current version {result.current}, {len(result.skipped)} "
+                 "corpora skipped (applied, excluded or rejected)"]
+    else:
+        lines = [f"applied {len(result.applied)} corpus(es); current version {result.current}"]
+    for a in result.applied:
+        parent = f" on {a['parent']}" if a.get("parent") else ""
+        lines.append(f"  {a['version']} {a['kind']}{parent} ({a['name']}): vocabulary "
+                     f"{a['vocab_size']} (+{a['words_added']}); "
+                     + quality_line(a.get("scores") or {}, a.get("parent_scores"),
+                                    a.get("drift_vs_parent")))
+    if result.pruned:
+        lines.append(f"retention: pruned {', '.join(result.pruned)} (arrays deleted, "
+                     "lineage records kept)")
+    return "\n".join(lines + _published(result.published))
 
 
 def status(result: Status) -> str:
     pending = ", ".join(p["name"] for p in result.pending) or "none"
-    text = (f"current: {result.current or 'none'} (vocabulary {result.vocab_size}, "
-            f"{result.versions} versions); pending: {pending}")
+    lines = [f"current: {result.current or 'none'} (vocabulary {result.vocab_size}, "
+             f"{result.versions} versions); pending: {pending}"]
     if result.candidates:
-        text += f"; candidates awaiting review: {', '.join(result.candidates)}"
-    return text
+        lines.append(f"candidates awaiting review: {', '.join(result.candidates)}")
+    for x in result.excluded:
+        held = "; the current version holds it" if x["in_current"] else ""
+        why = f" ({x['reason']})" if x["reason"] else ""
+        lines.append(f"excluded: {x['uri']}{why}, since {x['at']}{held}")
+    if result.pruned:
+        lines.append(f"pruned (record only): {', '.join(result.pruned)}")
+    for p in result.problems:
+        lines.append(f"problem: the next run would stop: {p['error']}")
+        if p["hint"]:
+            lines.append(f"  hint: {p['hint']}")
+    return "\n".join(lines)
 
 
 def _what(row: VersionRow) -> str:
@@ -52,23 +95,61 @@ def _what(row: VersionRow) -> str:
 
 
 def history(result: History) -> str:
-    lines = [
-        f"{'*' if r.current else ' '} {r.version}  {r.created_at}  {r.kind:<7} "
-        f"{r.status:<9} vocab {r.vocab_size:>8}  {_what(r)}"
-        + "".join(f"  [{e['action']} {e['at']}]" for e in r.events
-                  if e["action"] in ("promote", "reject"))
-        for r in result.versions
-    ]
+    rows = {r.version: r for r in result.versions}
+    lines = []
+    previous: str | None = None
+    for r in result.versions:
+        parent = f"parent {r.parent}" if r.parent else "no parent"
+        if r.parent and r.parent != previous:
+            parent += " (branch)"  # e.g. the first version after a rollback
+        state = r.status + (", pruned" if r.pruned_at else "")
+        lines.append(f"{'*' if r.current else ' '} {r.version}  {r.created_at}  {r.kind:<7} "
+                     f"{state:<9}  {parent}  vocab {r.vocab_size}  {_what(r)}")
+        before = rows.get(r.parent or "")
+        lines.append("      " + quality_line(r.scores, before.scores if before else None,
+                                              r.drift.get("parent")))
+        for e in r.events:
+            detail = f": {e['detail']}" if e["detail"] else ""
+            lines.append(f"      [{e['action']} {e['at']}{detail}]")
+        previous = r.version
+    for x in result.exclusions:
+        why = f": {x['reason']}" if x["reason"] else ""
+        lines.append(f"excluded {x['uri']} since {x['at']}{why}")
     return "\n".join(lines) or "no versions yet"
 
 
 def rolled_back(result: Moved) -> str:
-    return f"current version is now {result.current} (was {result.previous})"
+    lines = [f"current version is now {result.current} (was {result.previous})"]
+    if result.excluded:
+        lines.append(f"excluded from the lineage (later runs skip them): "
+                     f"{', '.join(result.excluded)}")
+    elif result.rolled_back:
+        lines.append(f"pending again (the next add-corpus applies them; --exclude-rolled-back "
+                     f"or 'incw2v exclude' keeps them out): {', '.join(result.rolled_back)}")
+    return "\n".join(lines + _published(result.published))
 
 
 def promoted(result: Moved) -> str:
-    return (f"current version is now {result.current} (was {result.previous}); "
-            "override recorded in the lineage")
+    return "\n".join([f"current version is now {result.current} (was {result.previous}); "
+                      "override recorded in the lineage", *_published(result.published)])
+
+
+def excluded(result: Excluded) -> str:
+    changed = ", ".join(x["uri"] for x in result.changed) or "nothing new"
+    lines = [f"excluded {changed}; {len(result.exclusions)} exclusion(s) in force"]
+    if result.in_current:
+        lines.append(f"the current version already holds {', '.join(result.in_current)}: "
+                     "roll back to a version before it to take it out of the model")
+    return "\n".join(lines)
+
+
+def unexcluded(result: Excluded) -> str:
+    return (f"no longer excluded: {', '.join(x['uri'] for x in result.changed)}; later runs "
+            f"apply them if the queue names them; {len(result.exclusions)} exclusion(s) left")
+
+
+def published(result: Published) -> str:
+    return f"published {result.version} to {', '.join(result.targets)}"
 
 
 def rejected(result: Rejected) -> str:
@@ -83,7 +164,8 @@ def exported(result: Exported) -> str:
 def pruned(result: Pruned) -> str:
     deleted = ", ".join(result.deleted) or "nothing"
     held = f" ({', '.join(result.held)} held open by a reader)" if result.held else ""
-    return f"deleted {deleted}; kept {', '.join(result.kept)}{held}"
+    return (f"pruned {deleted} (arrays deleted, lineage records kept in the history); "
+            f"kept {', '.join(result.kept)}{held}")
 
 
 def scores(values: dict[str, dict[str, Any]]) -> list[str]:
@@ -149,7 +231,7 @@ def rebuilt(result: Rebuilt) -> str:
     head = (f"rebuilt the lineage of {info['replaces']} from scratch as {info['version']} "
             f"({info['status']}, vocabulary {info['vocab_size']}, read {t.get('read', 0):.1f}s, "
             f"train {t.get('train', 0):.1f}s)")
-    return head + "\n\n" + comparison(info["compare"])
+    return "\n".join([head, *_published(result.published), "", comparison(info["compare"])])
 
 
 def reported(result: Reported) -> str:

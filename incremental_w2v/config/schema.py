@@ -8,6 +8,7 @@ line; unknown and duplicate keys are errors. Relative paths (``store``,
 from __future__ import annotations
 
 import os
+from contextlib import suppress
 from pathlib import Path
 from typing import Any, Literal
 
@@ -28,10 +29,10 @@ from incremental_w2v.config.quality import (
     gate_problems,
 )
 from incremental_w2v.config.strict_yaml import LoadedYaml, dotted, load_file, load_text
-from incremental_w2v.errors import ConfigError
+from incremental_w2v.errors import ConfigError, IncW2VError
 from incremental_w2v.ingest.formats.catalog import FormatSettings, TextFormat
 from incremental_w2v.ingest.tokenize import TokenizeSettings
-from incremental_w2v.uris import credential_problem, redact
+from incremental_w2v.uris import credential_problem, expand, redact
 
 EncodingErrors = Literal["strict", "replace"]
 
@@ -96,7 +97,7 @@ FASTTEXT_ONLY = ("min_n", "max_n", "bucket")
 class UpdateSettings(Strict):
     """How an update trains (``update:``): gensim would silently restart the schedule."""
 
-    # Defaults measured with benchmarks/update_quality.py (README, "Incremental training").
+    # Defaults measured with benchmarks/update_quality.py (docs/benchmarks.md).
     alpha: float = Field(0.025, gt=0, description="learning rate at the start of an update")
     min_alpha: float = Field(0.0001, ge=0, description="learning rate at the end of an update")
     epochs: int | None = Field(None, ge=1, description="epochs per update; default model.epochs")
@@ -152,6 +153,54 @@ class SourceSettings(Strict):
 
     s3_endpoint_url: str | None = Field(
         None, description="endpoint of an S3-compatible store (MinIO, Ceph, …)"
+    )
+
+
+# The formats word vectors are written in (vectors/formats.py says what each is for).
+VectorFormat = Literal["word2vec-text", "word2vec-binary", "keyedvectors"]
+
+
+class PublishTarget(Strict):
+    """``publish:``: where the current version's vectors are written after every change."""
+
+    to: str = Field(description="a folder (relative to the config's folder) or s3://bucket/prefix")
+    formats: list[VectorFormat] = Field(
+        default_factory=lambda: ["word2vec-binary"],  # type: ignore[arg-type]
+        min_length=1,
+        description="files written there: word2vec-text (vectors.txt), word2vec-binary "
+        "(vectors.bin), keyedvectors (vectors.kv and its .npy)",
+    )
+
+    @field_validator("to")
+    @classmethod
+    def _where(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty")
+        problem = credential_problem(value)
+        if problem:
+            raise ValueError(f"{redact(value)} is refused: {problem}")
+        scheme = value.split("://", 1)[0].lower() if "://" in value else ""
+        if scheme not in ("", "s3", "file"):
+            raise ValueError(f"{redact(value)}: publish to a local folder or s3://, "
+                             f"not {scheme}://")
+        return value
+
+    @field_validator("formats")
+    @classmethod
+    def _once_each(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("a format is listed twice")
+        return value
+
+
+class RetentionSettings(Strict):
+    """``retention:``: prune old versions' arrays after every commit."""
+
+    keep: int | None = Field(
+        None, ge=1,
+        description="keep the arrays of the newest N versions (and always the current "
+        "version, the last rebuild and candidates awaiting review); older versions keep "
+        "their lineage record only; null: keep everything",
     )
 
 
@@ -231,6 +280,9 @@ class Config(Strict):
     drift: DriftSettings = DriftSettings()
     gates: dict[str, Gate] = Field(default_factory=dict)
     rebuild: RebuildSettings = RebuildSettings()
+    # Keeping a lineage: old versions' arrays, and where consumers read the current one.
+    retention: RetentionSettings = RetentionSettings()
+    publish: list[PublishTarget] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _gates_name_metrics(self) -> Config:
@@ -260,6 +312,23 @@ class Config(Strict):
     def _resolve(self, value: str) -> Path:
         path = Path(os.path.expanduser(value))
         return path if path.is_absolute() else (self.base_dir / path)
+
+    def publish_location(self, target: PublishTarget) -> str:
+        """A publish target's folder (local, resolved) or its s3:// prefix."""
+        if target.to.lower().startswith("s3://"):
+            return target.to.rstrip("/")
+        local = target.to[len("file://"):] if target.to.lower().startswith("file://") else target.to
+        return str(self._resolve(local))
+
+    def named_uris(self) -> list[str]:
+        """Every URI the config names: its corpora (globs and folders expanded as far as
+        they can be now) and its publish targets; what ``validate`` checks modules for."""
+        uris: list[str] = []
+        for entry in [*([self.base.as_entry()] if self.base.corpus else []), *self.queue]:
+            uris.append(entry.uri)
+            with suppress(IncW2VError):  # a corpus not there yet: its own URI says enough
+                uris += expand(entry.uri, self.base_dir)
+        return uris + [self.publish_location(t) for t in self.publish]
 
     def tokenize_for(self, entry: CorpusEntry) -> TokenizeSettings:
         return entry.tokenize or self.tokenize
@@ -321,7 +390,7 @@ def _describe(err: Any, loaded: LoadedYaml) -> str:
     where = f"{dotted(data_loc)} (line {line})" if line else dotted(data_loc)
     msg = str(err["msg"])
     if err["type"] == "extra_forbidden":
-        msg = "unknown key (check its spelling and the README's list of keys)"
+        msg = "unknown key (check its spelling and the list of keys in docs/config.md)"
     elif err["type"] == "missing":
         msg = "required key is missing"
     elif msg.startswith("Value error, "):

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from incremental_w2v.config.needs import missing_module
 from incremental_w2v.errors import (
     ConfigError,
     DataError,
@@ -122,6 +123,8 @@ def open_source(
                 stream = cleanup.enter_context(open_member(hashing, local, uri, archive_member))
             except IncW2VError:
                 raise
+            except ModuleNotFoundError as exc:  # py7zr: checked up front; still say so
+                raise missing_module(exc) from None
             except Exception as exc:  # reading the archive through the transport failed
                 raise remote_error(uri, exc) from None
         else:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from incremental_w2v.config.schema import Config
+from incremental_w2v.progress import Progress
 from incremental_w2v.quality.gates import check_gates
 from incremental_w2v.store.store import Store
 from incremental_w2v.vectors.ranking import counts_of
@@ -59,22 +60,33 @@ def assess(
     kv = model.wv
     counts = counts_of(kv)
     out: dict[str, Any] = {}
-    if config.evaluation.enabled:
-        out["scores"] = evaluate_vectors(kv, counts, config.evaluation, config.base_dir)
-    if config.watch:
-        out["watch"] = {
-            "k": config.drift.top_k,
-            "neighbours": watch_neighbours(
-                kv, counts, config.watch, config.drift.top_k, config.drift.neighbour_vocab
-            ),
-        }
-    if parent is not None and config.drift.record:
-        out["drift"] = _drift_record(store, config, kv, counts, parent, kind)
-    passed = True
-    if parent is not None and config.gates:
-        reference = _reference_scores(store, config, parent, out.get("scores", {}))
-        out["gate"] = check_gates(config.gates, out.get("scores", {}), reference, parent)
-        passed = bool(out["gate"]["passed"])
+    steps = [config.evaluation.enabled, bool(config.watch),
+             parent is not None and config.drift.record, parent is not None and bool(config.gates)]
+    with Progress("scoring", total=sum(steps), unit="steps") as progress:
+        if config.evaluation.enabled:
+            progress.set_note("evaluation sets")
+            out["scores"] = evaluate_vectors(kv, counts, config.evaluation, config.base_dir)
+            progress.update(1)
+        if config.watch:
+            progress.set_note("watch words")
+            out["watch"] = {
+                "k": config.drift.top_k,
+                "neighbours": watch_neighbours(
+                    kv, counts, config.watch, config.drift.top_k, config.drift.neighbour_vocab
+                ),
+            }
+            progress.update(1)
+        if parent is not None and config.drift.record:
+            progress.set_note("drift")
+            out["drift"] = _drift_record(store, config, kv, counts, parent, kind)
+            progress.update(1)
+        passed = True
+        if parent is not None and config.gates:
+            progress.set_note("gates")
+            reference = _reference_scores(store, config, parent, out.get("scores", {}))
+            out["gate"] = check_gates(config.gates, out.get("scores", {}), reference, parent)
+            passed = bool(out["gate"]["passed"])
+            progress.update(1)
     return Assessment(fields=out, passed=passed, seconds=time.perf_counter() - started)
 
 
@@ -112,6 +124,10 @@ def _drift_record(
         **summary(compare_spaces(parent_space, new, config.drift, config.base_dir, detail=False)),
     }
     rebuild = store.last_rebuild(parent)
+    if rebuild is not None and store.is_pruned(rebuild):
+        # Prune keeps the current version's last rebuild; this one went with another branch.
+        logger.info("no drift against the last rebuild %s: it was pruned", rebuild)
+        rebuild = None
     if kind != "rebuild" and rebuild is not None:
         if rebuild == parent:
             record["rebuild"] = record["parent"]

@@ -96,6 +96,9 @@ class VersionEntry(StrictRecord):
     kind: str
     status: Literal["committed", "candidate", "rejected"] = "committed"
     added: list[str] = Field(default_factory=list)
+    # When prune or retention deleted the version's arrays; its meta.json (the lineage
+    # record: corpora, fingerprints, scores, drift) stays, so the history stays whole.
+    pruned_at: str | None = None
 
     @field_validator("version")
     @classmethod
@@ -113,11 +116,23 @@ class Event(StrictRecord):
     detail: str = ""
 
 
+class Exclusion(StrictRecord):
+    """A corpus kept out of the lineage: the planner skips it until the exclusion is undone."""
+
+    key: str  # uris.corpus_key: a local file's absolute path, or a remote URI (redacted)
+    uri: str  # as the user or the lineage wrote it (redacted)
+    name: str | None = None
+    reason: str = ""
+    at: str
+    version: str | None = None  # the version that applied it, when known
+
+
 class Manifest(StrictRecord):
     format_version: int = FORMAT_VERSION
     current: str | None = None
     versions: list[VersionEntry] = Field(default_factory=list)
     events: list[Event] = Field(default_factory=list)
+    exclusions: list[Exclusion] = Field(default_factory=list)
 
     def entry(self, version: str) -> VersionEntry | None:
         return next((v for v in self.versions if v.version == version), None)

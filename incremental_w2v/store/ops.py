@@ -1,4 +1,4 @@
-"""Looking at and steering a lineage: history, rollback, prune, export, promote, reject.
+"""Looking at and steering a lineage: history, rollback, exclude, prune, export, promote, reject.
 
 Read-only commands take no lock: the manifest is replaced atomically and
 committed versions never change, so a reader always sees a consistent store;
@@ -12,27 +12,30 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from incremental_w2v.config.schema import Config, load_config
-from incremental_w2v.errors import UsageError
+from incremental_w2v.errors import InputMissingError, OutputError, UsageError
 from incremental_w2v.fsutil import atomic_outputs
 from incremental_w2v.store import pins
 from incremental_w2v.store.locking import locked
 from incremental_w2v.store.manifest import (
     VERSION_REF,
+    CorpusRecord,
     Event,
+    Exclusion,
     Manifest,
     VersionEntry,
     VersionMeta,
     now_iso,
 )
+from incremental_w2v.store.publish import publish_current
 from incremental_w2v.store.store import MODEL, Store
-from incremental_w2v.uris import redact, scheme_of
+from incremental_w2v.uris import COMMAND_LINE, check_uri, corpus_key, expand, redact, scheme_of
 from incremental_w2v.vectors.formats import EXPORT_FORMATS
 from incremental_w2v.vectors.io import LoadedVectors, load_vectors, write_vectors
 from incremental_w2v.vectors.ranking import counts_of
@@ -73,6 +76,7 @@ class VersionRow:
     timings: dict[str, float]
     notes: list[str]
     events: list[dict[str, str]] = field(default_factory=list)
+    pruned_at: str | None = None  # its arrays were deleted; this record stays
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -80,29 +84,32 @@ class VersionRow:
 
 @dataclass
 class History:
-    """``history``: every version, oldest first."""
+    """``history``: every version, oldest first; and the corpora excluded from the lineage."""
 
     versions: list[VersionRow]
+    exclusions: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"versions": [row.to_dict() for row in self.versions]}
+        return {"versions": [row.to_dict() for row in self.versions],
+                "exclusions": self.exclusions}
 
 
 def history(config: Config) -> History:
-    """Every version, oldest first, with its lineage."""
+    """Every version, oldest first, with its lineage (pruned ones too, marked)."""
     store = existing_store(config)
     manifest = store.read_manifest()
     rows = []
     for entry in manifest.versions:
         row = _row(store.read_meta(entry.version), entry.status, manifest.current)
-        # Overrides (promote, reject, rollback) are part of a version's story.
+        row.pruned_at = entry.pruned_at
+        # Overrides (promote, reject, rollback, exclude) are part of a version's story.
         row.events = [
             {"at": e.at, "action": e.action, "detail": e.detail}
             for e in manifest.events
             if e.version == entry.version and not e.action.startswith("commit-")
         ]
         rows.append(row)
-    return History(rows)
+    return History(rows, [x.model_dump() for x in manifest.exclusions])
 
 
 def _row(meta: VersionMeta, status: str, current: str | None) -> VersionRow:
@@ -151,13 +158,18 @@ class Moved:
     current: str
     previous: str | None
     overrode: list[str] = field(default_factory=list)  # promote: the gate failures overridden
+    rolled_back: list[str] = field(default_factory=list)  # rollback: corpora taken out (URIs)
+    excluded: list[str] = field(default_factory=list)  # ... and excluded (--exclude-rolled-back)
+    published: list[str] = field(default_factory=list)  # publish targets written
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def rollback(config: Config, version: str, wait: float = 0.0) -> Moved:
-    """Make another committed version current; what it had not applied becomes pending."""
+def rollback(config: Config, version: str, wait: float = 0.0,
+             exclude_rolled_back: bool = False) -> Moved:
+    """Make another committed version current (older or newer); the corpora it has not
+    applied become pending again, unless ``exclude_rolled_back`` excludes them."""
     with locked(config.store_path, "rollback", wait) as store:
         version = store.resolve(version)
         manifest = store.read_manifest()
@@ -170,11 +182,144 @@ def rollback(config: Config, version: str, wait: float = 0.0) -> Moved:
                 hint=f"'incw2v promote CONFIG {version}' makes it current and records the "
                 "override",
             )
+        target = store.read_meta(version)
+        taken_out = _rolled_back(config, store.read_meta(before), target) if before else []
         if before == version:
             store.verify(version)  # already current: nothing to write, re-runs are no-ops
         else:
             store.set_current(version, "rollback", f"from {before}")
-    return Moved(current=version, previous=before)
+        moved = Moved(current=version, previous=before, rolled_back=[r.uri for r in taken_out])
+        if exclude_rolled_back and taken_out:
+            reason = f"rolled back from {before} to {version}"
+            added = _exclude(store, [_exclusion(config, r, reason) for r in taken_out])
+            moved.excluded = [x.uri for x in added]
+        moved.published = publish_current(store, config)
+    return moved
+
+
+def _rolled_back(config: Config, before: VersionMeta, after: VersionMeta) -> list[CorpusRecord]:
+    """The corpora of ``before``'s lineage that ``after``'s does not hold."""
+    kept = {corpus_key(r.uri, config.base_dir) for r in after.corpora}
+    return [r for r in before.corpora if corpus_key(r.uri, config.base_dir) not in kept]
+
+
+# -- exclusions -------------------------------------------------------------------------
+
+
+@dataclass
+class Excluded:
+    """``exclude`` / ``unexclude``: what changed, and every exclusion now in force."""
+
+    changed: list[dict[str, Any]]
+    exclusions: list[dict[str, Any]]
+    in_current: list[str] = field(default_factory=list)  # excluded, yet applied by current
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _exclusion(config: Config, rec: CorpusRecord, reason: str) -> Exclusion:
+    return Exclusion(key=corpus_key(rec.uri, config.base_dir), uri=rec.uri, name=rec.name,
+                     reason=reason, at=now_iso(), version=rec.applied_in)
+
+
+def _targets(config: Config, store: Store, targets: Sequence[str], reason: str
+             ) -> list[Exclusion]:
+    """What each target names: every corpus a version applied, or a URI (resolved against
+    the current folder, as every URI given to a command is)."""
+    manifest = store.read_manifest()
+    found: list[Exclusion] = []
+    for target in targets:
+        if VERSION_REF.match(target) and not Path(target).exists():
+            version = store.resolve(target)
+            meta = store.read_meta(version)
+            found += [_exclusion(config, r, reason) for r in meta.corpora
+                      if r.applied_in == version]
+            continue
+        check_uri(target)
+        try:
+            uris = expand(target, Path.cwd(), COMMAND_LINE) or [target]
+        except InputMissingError:
+            uris = [target]  # a dump that has not arrived yet may be excluded in advance
+        for uri in uris:
+            key = corpus_key(uri, Path.cwd())
+            applied = _applied_in(store, manifest, config, key)
+            found.append(Exclusion(key=key, uri=redact(uri), name=None, reason=reason,
+                                   at=now_iso(), version=applied))
+    return found
+
+
+def _applied_in(store: Store, manifest: Manifest, config: Config, key: str) -> str | None:
+    """The version that applied the corpus ``key`` in the current lineage, if any."""
+    current = store.current_meta(manifest)
+    for rec in current.corpora if current else []:
+        if corpus_key(rec.uri, config.base_dir) == key:
+            return rec.applied_in
+    return None
+
+
+def _exclude(store: Store, new: list[Exclusion]) -> list[Exclusion]:
+    """Record ``new`` exclusions (those not in force already) and their events."""
+    manifest = store.read_manifest()
+    have = {x.key for x in manifest.exclusions}
+    added = []
+    for item in new:
+        if item.key in have:
+            continue
+        have.add(item.key)
+        added.append(item)
+        manifest.exclusions.append(item)
+        manifest.events.append(Event(at=item.at, action="exclude", version=item.version,
+                                     detail=f"{item.uri}" + (f": {item.reason}"
+                                                              if item.reason else "")))
+    if added:
+        store.write_manifest(manifest)
+    return added
+
+
+def exclude(config: Config, targets: Sequence[str], reason: str = "", wait: float = 0.0
+            ) -> Excluded:
+    """Keep corpora out of the lineage: the planner skips them until they are unexcluded."""
+    with locked(config.store_path, "exclude", wait) as store:
+        added = _exclude(store, _targets(config, store, targets, reason))
+        manifest = store.read_manifest()
+        current = store.current_meta(manifest)
+        applied = {corpus_key(r.uri, config.base_dir): r for r in
+                   (current.corpora if current else [])}
+    in_current = [x.uri for x in manifest.exclusions if x.key in applied]
+    if in_current:
+        logger.warning(
+            "the current version %s already holds %s; excluding stops later runs from "
+            "applying them again, and 'incw2v rollback CONFIG VERSION' to a version before "
+            "them takes them out", manifest.current, ", ".join(in_current))
+    return Excluded(changed=[x.model_dump() for x in added],
+                    exclusions=[x.model_dump() for x in manifest.exclusions],
+                    in_current=in_current)
+
+
+def unexclude(config: Config, targets: Sequence[str], wait: float = 0.0) -> Excluded:
+    """Undo exclusions: later runs apply those corpora again (if the queue names them)."""
+    with locked(config.store_path, "unexclude", wait) as store:
+        manifest = store.read_manifest()
+        keys = set()
+        for target in targets:
+            if VERSION_REF.match(target) and not Path(target).exists():
+                version = store.resolve(target)
+                keys |= {x.key for x in manifest.exclusions if x.version == version}
+            else:
+                keys |= {x.key for x in _targets(config, store, [target], "")}
+        gone = [x for x in manifest.exclusions if x.key in keys]
+        if not gone:
+            known = ", ".join(x.uri for x in manifest.exclusions) or "none"
+            raise UsageError(f"no exclusion matches {', '.join(targets)} (excluded: {known})",
+                             hint="see 'incw2v status CONFIG' for the exclusions in force")
+        manifest.exclusions = [x for x in manifest.exclusions if x.key not in keys]
+        for x in gone:
+            manifest.events.append(Event(at=now_iso(), action="unexclude", version=x.version,
+                                         detail=x.uri))
+        store.write_manifest(manifest)
+    return Excluded(changed=[x.model_dump() for x in gone],
+                    exclusions=[x.model_dump() for x in manifest.exclusions])
 
 
 @contextmanager
@@ -203,8 +348,10 @@ def promote(config: Config, version: str, wait: float = 0.0) -> Moved:
         before = manifest.current
         store.set_current(version, "promote", f"was {entry.status}, current was {before}; "
                           f"overrides: {failures}")
+        published = publish_current(store, config)
     logger.info("promoted %s over its gate verdict (%s)", version, failures)
-    return Moved(current=version, previous=before, overrode=meta.gate.get("failures", []))
+    return Moved(current=version, previous=before, overrode=meta.gate.get("failures", []),
+                 published=published)
 
 
 @dataclass
@@ -237,9 +384,9 @@ def reject(config: Config, version: str, wait: float = 0.0) -> Rejected:
 
 @dataclass
 class Pruned:
-    """``prune``: what was deleted, and what was kept and why."""
+    """``prune`` (and retention): whose arrays were deleted, and what was kept and why."""
 
-    deleted: list[str]
+    deleted: list[str]  # their arrays are gone; their lineage records stay
     held: list[str]  # kept this time: a reader has them open
     kept: list[str]
     current: str | None
@@ -249,25 +396,67 @@ class Pruned:
 
 
 def prune(config: Config, keep: int, wait: float = 0.0) -> Pruned:
-    """Delete all but the ``keep`` newest versions; never the current one."""
+    """Delete the arrays of all but the ``keep`` newest versions (never the current one,
+    the last rebuild or a candidate awaiting review); every lineage record stays."""
     if keep < 1:
         raise UsageError("--keep must be at least 1")
     with locked(config.store_path, "prune", wait) as store:
-        manifest = store.read_manifest()
-        names = [v.version for v in manifest.versions]
-        kept = set(names[-keep:])
-        if manifest.current:
-            kept.add(manifest.current)
-        doomed = [v for v in names if v not in kept]
-        # A version a reader holds open is kept this time (see pins).
-        with pins.exclusive(store.root, doomed) as locks:
-            if locks.free:
-                store.delete_versions(locks.free)
-        if locks.held:
-            logger.warning("kept %s: a reader has it open; prune again later",
-                           ", ".join(locks.held))
+        return prune_locked(store, keep)
+
+
+def prune_locked(store: Store, keep: int) -> Pruned:
+    """``prune`` under the store's lock: also the config's ``retention:`` after a commit."""
+    manifest = store.read_manifest()
+    names = [v.version for v in manifest.versions]
+    kept = set(names[-keep:])
+    if manifest.current:
+        kept.add(manifest.current)
+        # The gap to the last rebuild is measured against its arrays at every commit.
+        kept.add(store.last_rebuild(manifest.current) or manifest.current)
+        kept |= {v.version for v in manifest.versions
+                 if v.status == "candidate" and v.parent == manifest.current}
+    doomed = [v.version for v in manifest.versions
+              if v.version not in kept and v.pruned_at is None]
+    # A version a reader holds open is kept this time (see pins).
+    with pins.exclusive(store.root, doomed) as locks:
+        if locks.free:
+            store.prune_versions(locks.free)
+    if locks.held:
+        logger.warning("kept %s: a reader has it open; prune again later",
+                       ", ".join(locks.held))
+    if locks.free:
+        logger.info("pruned %s: arrays deleted, lineage records kept", ", ".join(locks.free))
     return Pruned(deleted=locks.free, held=locks.held, kept=sorted(kept | set(locks.held)),
                   current=manifest.current)
+
+
+# -- publish ----------------------------------------------------------------------------
+
+
+@dataclass
+class Published:
+    """``publish``: the version written, and the targets it was written to."""
+
+    version: str | None
+    targets: list[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def publish(config: Config, wait: float = 0.0) -> Published:
+    """Write the current version to every ``publish:`` target now, even if up to date."""
+    if not config.publish:
+        raise UsageError("the config has no 'publish:' targets",
+                         hint="add e.g. 'publish: [{to: /srv/models/news, formats: "
+                         "[word2vec-binary]}]' (docs/publish.md)")
+    with locked(config.store_path, "publish", wait) as store:
+        written = publish_current(store, config, force=True)
+        current = store.read_manifest().current
+    if current is None:
+        raise InputMissingError(f"store {config.store_path} has no current version",
+                                hint="run 'incw2v add-corpus CONFIG' first")
+    return Published(version=current, targets=written)
 
 
 # -- reading a version's vectors --------------------------------------------------------
@@ -338,11 +527,18 @@ class Exported:
         return asdict(self)
 
 
-def export(config: Config, fmt: str, output: Path, version: str | None = None) -> Exported:
-    """Write a version's vectors (or full model) to ``output`` atomically."""
+def export(config: Config, fmt: str, output: Path, version: str | None = None,
+           force: bool = False) -> Exported:
+    """Write a version's vectors (or full model) to ``output`` atomically; an existing
+    ``output`` is replaced only with ``force``."""
     if fmt not in EXPORT_FORMATS:
         choices = ", ".join(EXPORT_FORMATS)
         raise UsageError(f"unknown export format {fmt!r}; choose one of {choices}")
+    if not force and (output.exists() or output.is_symlink()):
+        raise OutputError(
+            f"{output} exists; export does not replace it unless told to",
+            hint="pass --force to replace it, or choose another --output",
+        )
     store = existing_store(config)
     with store.pinned(version) as name:
         if fmt == "model":

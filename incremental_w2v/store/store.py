@@ -9,6 +9,8 @@ Layout::
         ledger.tsv.gz      cumulative vocabulary counts
         meta.json          lineage, params, scores, sha256 of every file
         COMMITTED          written last, before the rename
+      versions/v0002/      a pruned version: meta.json and COMMITTED only (the manifest
+                           marks it pruned; its lineage record stays)
       .staging-*/          a version being written (swept at the next run)
       .work-*/             working files of a run (swept at the next run)
       .lock, .lock.info    one run at a time
@@ -168,8 +170,25 @@ class Store:
         manifest = manifest or self.read_manifest()
         return self.read_meta(manifest.current) if manifest.current else None
 
+    def is_pruned(self, version: str) -> bool:
+        entry = self.read_manifest().entry(version)
+        return entry is not None and entry.pruned_at is not None
+
+    def require_arrays(self, version: str, manifest: Manifest | None = None) -> None:
+        """Refuse a version whose arrays prune or retention deleted."""
+        entry = (manifest or self.read_manifest()).entry(version)
+        if entry is not None and entry.pruned_at is not None:
+            raise InputMissingError(
+                f"version {version} was pruned on {entry.pruned_at}: its arrays are deleted "
+                "(its lineage record stays in the history), so it cannot be loaded, "
+                "exported or made current",
+                hint="choose a version that is not pruned ('incw2v history CONFIG' marks "
+                "them), or 'incw2v rebuild CONFIG' to retrain from the corpora",
+            )
+
     def verify(self, version: str) -> VersionMeta:
         """Check every file of ``version`` against its recorded sha256."""
+        self.require_arrays(version)
         meta = self.read_meta(version)
         folder = self.version_dir(version)
         for name, expected in meta.files.items():
@@ -270,6 +289,11 @@ class Store:
                 removed.append(child.name)
         manifest = self.read_manifest()
         listed = {v.version for v in manifest.versions}
+        for entry in manifest.versions:
+            if entry.pruned_at is not None:
+                # A prune interrupted after its manifest replace: finish deleting.
+                removed += [f"{VERSIONS}/{entry.version}/{name}"
+                            for name in self._drop_arrays(entry.version)]
         if self.versions_dir.is_dir():
             for child in self.versions_dir.iterdir():
                 if child.name not in listed:
@@ -365,22 +389,26 @@ class Store:
                                      version=version, detail=", ".join(meta.added)))
         self.write_manifest(manifest)
 
-    def _discard(self, folder: Path, tolerate: type[OSError] = OSError) -> None:
-        """Rename ``folder`` out of the way, then remove it; a leftover is swept later.
-
-        ``tolerate``: the rename errors that just mean "leave it" (a caller that has
-        already committed may want to hear of anything but a folder already gone).
-        """
+    def _discard(self, folder: Path) -> None:
+        """Rename ``folder`` out of the way, then remove it; a leftover is swept later."""
         trash = self.root / f"{TRASH_PREFIX}{folder.name}-{secrets.token_hex(3)}"
         try:
             os.rename(folder, trash)
-        except tolerate:
+        except OSError:
             return
         remove_tree(trash)
 
     def write_manifest(self, manifest: Manifest) -> None:
         """Replace the manifest: the one commit point. Committed once this returns."""
-        data = json.dumps(manifest.model_dump(mode="json"), indent=2).encode()
+        record = manifest.model_dump(mode="json")
+        # Keys of later features only once used: a store that never pruned or excluded
+        # anything stays readable by the versions of incw2v before them.
+        if not record["exclusions"]:
+            del record["exclusions"]
+        for entry in record["versions"]:
+            if entry["pruned_at"] is None:
+                del entry["pruned_at"]
+        data = json.dumps(record, indent=2).encode()
         try:
             atomic_write_bytes(self.root / MANIFEST, data, sync_dir=False)
         except OSError as exc:
@@ -406,6 +434,7 @@ class Store:
                 f"version {version} is not in the store (versions: {known})",
                 hint="see 'incw2v history CONFIG' for the versions you can choose",
             )
+        self.require_arrays(version, manifest)
         self.verify(version)
         manifest.current = version
         entry.status = "committed"
@@ -413,17 +442,33 @@ class Store:
         self.write_manifest(manifest)
         return manifest
 
-    def delete_versions(self, versions: list[str]) -> None:
-        """Forget ``versions`` in the manifest first, then delete their folders."""
+    def prune_versions(self, versions: list[str]) -> None:
+        """Delete the arrays of ``versions``, keeping their lineage records.
+
+        The manifest marks them pruned first (the commit point); then every file
+        but ``meta.json`` and the marker is deleted. A crash in between leaves
+        files that the next sweep deletes.
+        """
         manifest = self.read_manifest()
         doomed = set(versions)
         if manifest.current in doomed:
-            raise UsageError(f"refusing to delete the current version {manifest.current}")
-        manifest.versions = [v for v in manifest.versions if v.version not in doomed]
-        manifest.events.append(
-            Event(at=now_iso(), action="prune", detail=", ".join(sorted(doomed)))
-        )
+            raise UsageError(f"refusing to prune the current version {manifest.current}")
+        at = now_iso()
+        for entry in manifest.versions:
+            if entry.version in doomed:
+                entry.pruned_at = at
+        manifest.events.append(Event(at=at, action="prune", detail=", ".join(sorted(doomed))))
         self.write_manifest(manifest)
         for version in sorted(doomed):
-            self._discard(self.version_dir(version), tolerate=FileNotFoundError)
-        fsync_dir(self.root)
+            self._drop_arrays(version)
+            fsync_dir(self.version_dir(version))
+
+    def _drop_arrays(self, version: str) -> list[str]:
+        """Delete every file of a pruned version but its record; the names deleted."""
+        folder = self.version_dir(version)
+        if folder.is_symlink() or not folder.is_dir():
+            return []
+        gone = [c for c in folder.iterdir() if c.name not in (META, MARKER)]
+        for child in gone:
+            remove_tree(child)
+        return [c.name for c in gone]

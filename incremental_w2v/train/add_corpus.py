@@ -15,19 +15,22 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
+from incremental_w2v.config.needs import require
 from incremental_w2v.config.schema import Config
-from incremental_w2v.errors import ConfigError, GateFailedError
+from incremental_w2v.errors import ConfigError, GateFailedError, IncW2VError
 from incremental_w2v.quality.assess import preflight
 from incremental_w2v.quality.gates import gate_error
+from incremental_w2v.quality.summary import score_values
 from incremental_w2v.store.locking import locked
 from incremental_w2v.store.manifest import VersionMeta
+from incremental_w2v.store.publish import publish_current
 from incremental_w2v.store.store import Store
 from incremental_w2v.train.background import Background
 from incremental_w2v.train.model import structural_mismatch
-from incremental_w2v.train.plan import Held, plan_run
+from incremental_w2v.train.plan import Held, PendingCorpus, plan_run
 from incremental_w2v.train.rebuild import rebuild_due, rebuild_locked
 from incremental_w2v.train.versions import Parent, apply_one, create_base, load_parent
-from incremental_w2v.uris import check_uri
+from incremental_w2v.uris import command_line_uri
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +45,8 @@ class AddResult:
     swept: list[str] = field(default_factory=list)
     seconds: float = 0.0
     gate_failed: VersionMeta | None = None
+    pruned: list[str] = field(default_factory=list)  # retention: versions whose arrays went
+    published: list[str] = field(default_factory=list)  # publish targets written
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -51,6 +56,8 @@ class AddResult:
             "swept": self.swept,
             "seconds": round(self.seconds, 3),
             "gate_failed": self.gate_failed.gate if self.gate_failed else None,
+            "pruned": self.pruned,
+            "published": self.published,
         }
 
 
@@ -62,8 +69,7 @@ def add_corpus(
 ) -> AddResult:
     """Apply every pending corpus of ``config`` (and ``extra_uris``) to its store."""
     started = time.perf_counter()
-    for uri in extra_uris:
-        check_uri(uri)
+    extra_uris = tuple(command_line_uri(uri) for uri in extra_uris)
     preflight(config)
     result = AddResult()
     with locked(config.store_path, "add-corpus", wait, create=True) as store:
@@ -75,31 +81,65 @@ def add_corpus(
         result.skipped = plan.skipped
         if plan.held is not None:
             raise _awaiting_review(plan.held, current)
-        if current is None:
-            current = create_base(store, config, plan.base)
-            result.applied.append(_applied(current))
-        parent: Background[Parent] | None = None
-        for item in plan.pending:
-            if parent is None:
-                # Loaded (and gensim imported) while the first pass reads its corpus.
-                parent = Background(partial(load_parent, store, config, current.version),
-                                    "load-parent")
-            meta = apply_one(store, config, current, parent, item)
-            result.applied.append(_applied(meta))
-            if not meta.gate.get("passed", True):
-                # Later corpora wait: they must not be trained on top of a refused version.
-                result.gate_failed = meta
-                break
-            current = meta
-        if result.applied and result.gate_failed is None:
-            current = _maybe_rebuild(store, config, current, result)
+        # A module missing for a later corpus must stop the run now, not after the base.
+        require([*(p.spec.uri for p in [*plan.base, *plan.pending]),
+                 *(config.publish_location(t) for t in config.publish)])
+        try:
+            current = _apply_all(store, config, current, plan.base, plan.pending, result)
+        except IncW2VError:
+            if result.applied:  # what was committed before the failure is current: publish
+                _publish_quietly(store, config)
+            raise
         result.current = current.version
+        result.published = publish_current(store, config)
     result.seconds = time.perf_counter() - started
     logger.debug("run finished in %.1fs: %d version(s) committed, current version %s",
                 result.seconds, len(result.applied), result.current)
     if result.gate_failed is not None:
         raise gate_error(result.gate_failed, result.current, result)
     return result
+
+
+def _apply_all(store: Store, config: Config, current: VersionMeta | None,
+               base: list[PendingCorpus], pending: list[PendingCorpus], result: AddResult
+               ) -> VersionMeta:
+    """The base if there is none, then every pending corpus; retention after each commit."""
+    if current is None:
+        current = create_base(store, config, base)
+        result.applied.append(_applied(store, current))
+        _retain(store, config, result)
+    parent: Background[Parent] | None = None
+    for item in pending:
+        if parent is None:
+            # Loaded (and gensim imported) while the first pass reads its corpus.
+            parent = Background(partial(load_parent, store, config, current.version),
+                                "load-parent")
+        meta = apply_one(store, config, current, parent, item)
+        result.applied.append(_applied(store, meta))
+        if not meta.gate.get("passed", True):
+            # Later corpora wait: they must not be trained on top of a refused version.
+            result.gate_failed = meta
+            break
+        current = meta
+        _retain(store, config, result)
+    if result.applied and result.gate_failed is None:
+        current = _maybe_rebuild(store, config, current, result)
+    return current
+
+
+def _retain(store: Store, config: Config, result: AddResult) -> None:
+    """The config's ``retention:``, applied after each commit."""
+    if config.retention.keep is not None:
+        from incremental_w2v.store.ops import prune_locked  # reads vectors: not for a no-op
+
+        result.pruned += prune_locked(store, config.retention.keep).deleted
+
+
+def _publish_quietly(store: Store, config: Config) -> None:
+    try:
+        publish_current(store, config)
+    except IncW2VError as exc:  # the run's own error is the one to report
+        logger.warning("%s", exc)
 
 
 def _awaiting_review(held: Held, current: VersionMeta | None) -> GateFailedError:
@@ -122,11 +162,12 @@ def _maybe_rebuild(
         return current
     logger.info("rebuilding from scratch: %s", reason)
     meta, info = rebuild_locked(store, config, current)
-    result.applied.append({**_applied(meta), "name": f"rebuild of {current.version}",
+    result.applied.append({**_applied(store, meta), "name": f"rebuild of {current.version}",
                            "reason": reason, "drift": info.compare["drift"]})
     if not meta.gate.get("passed", True):
         result.gate_failed = meta
         return current
+    _retain(store, config, result)
     return meta
 
 
@@ -149,13 +190,20 @@ def check_compatible(config: Config, current: VersionMeta, allow_tokenize_change
         )
 
 
-def _applied(meta: VersionMeta) -> dict[str, Any]:
+def _applied(store: Store, meta: VersionMeta) -> dict[str, Any]:
+    parent = store.read_meta(meta.parent) if meta.parent else None
+    drift = meta.drift.get("parent") or {}
     return {
         "version": meta.version,
         "kind": meta.kind,
+        "parent": meta.parent,
         "name": ", ".join(meta.added),
         "corpora": [c.model_dump() for c in meta.corpora if c.applied_in == meta.version],
         "vocab_size": meta.vocab_size,
         "words_added": meta.words_added,
         "seconds": round(sum(meta.timings.values()), 3),
+        "scores": score_values(meta.scores),
+        "parent_scores": score_values(parent.scores) if parent else {},
+        "drift_vs_parent": {"against": drift.get("against"), "drift": drift.get("drift"),
+                            "overlap": drift.get("overlap")} if drift else None,
     }

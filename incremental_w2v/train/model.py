@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,8 +33,10 @@ import numpy as np
 
 from incremental_w2v.config.schema import FASTTEXT_ONLY, ModelParams, UpdateSettings
 from incremental_w2v.errors import ConfigError, DataError
+from incremental_w2v.progress import Progress
 from incremental_w2v.train.ledger import Ledger
 from incremental_w2v.train.rehearsal import EpochFile
+from incremental_w2v.train.watch import TrainingWatch
 from incremental_w2v.vectors.cum_table import cum_table, vectorised_cum_table
 
 if TYPE_CHECKING:  # gensim (with scipy) costs ~0.6 s to import: only when training
@@ -169,7 +171,9 @@ def train_base(
             f"no word reaches min_count={params.min_count} in the base corpus",
             hint="lower model.min_count or use a larger base corpus",
         )
-    _train(model, workfile, sentences, tokens, params.epochs, params.alpha, params.min_alpha)
+    with training_progress(tokens, params.epochs) as progress:
+        _train(model, workfile, sentences, tokens, params.epochs, params.alpha,
+               params.min_alpha, progress)
     _restore(model, params)
     report = TrainReport(
         words_added=len(model.wv),
@@ -217,14 +221,19 @@ def apply_update(
     start, end = update_alpha(update, update_index)
     frozen = min(update.freeze_epochs, epochs) if old_size else 0
     sentences = tokens = 0
-    for epoch in range(epochs):
-        fed = epoch_file(epoch)
-        a0 = start + (end - start) * epoch / epochs
-        a1 = start + (end - start) * (epoch + 1) / epochs
-        with freeze_old_words(model, old_size) if epoch < frozen else nullcontext():
-            _train(model, fed.path, fed.sentences, fed.tokens, 1, a0, a1)
-        sentences += fed.sentences
-        tokens += fed.tokens
+    with ExitStack() as stack:
+        progress: Progress | None = None
+        for epoch in range(epochs):
+            fed = epoch_file(epoch)
+            if progress is None:  # every epoch trains on about as many tokens as the first
+                progress = stack.enter_context(training_progress(fed.tokens, epochs))
+            a0 = start + (end - start) * epoch / epochs
+            a1 = start + (end - start) * (epoch + 1) / epochs
+            with freeze_old_words(model, old_size) if epoch < frozen else nullcontext():
+                _train(model, fed.path, fed.sentences, fed.tokens, 1, a0, a1, progress,
+                       first_epoch=epoch)
+            sentences += fed.sentences
+            tokens += fed.tokens
     _restore(model, params)
     check_arrays(model, "the updated model")
     return TrainReport(
@@ -329,6 +338,11 @@ def _keep_all(word: str, count: int, min_count: int) -> int:
     return int(RULE_KEEP)
 
 
+def training_progress(tokens: int, epochs: int) -> Progress:
+    """One progress for all of a version's training: ``epochs`` passes over ``tokens``."""
+    return Progress("training", total=tokens * epochs, unit="words")
+
+
 def _train(
     model: Word2Vec,
     workfile: Path,
@@ -337,18 +351,26 @@ def _train(
     epochs: int,
     start_alpha: float,
     end_alpha: float,
+    progress: Progress,
+    first_epoch: int = 0,
 ) -> None:
+    """``epochs`` epochs of training; ``first_epoch``: how many this version trained before
+    (for the progress, which counts all of them)."""
     # An update restarts the schedule on purpose; gensim would warn that alpha went up.
     model.min_alpha_yet_reached = start_alpha
     wall, cpu = time.perf_counter(), time.process_time()
-    model.train(
-        corpus_file=str(workfile),
-        total_examples=sentences,
-        total_words=tokens,
-        epochs=epochs,
-        start_alpha=start_alpha,
-        end_alpha=end_alpha,
-    )
+    total_epochs = round(progress.total / tokens) if progress.total and tokens else epochs
+    with TrainingWatch(progress, workfile, tokens, model.workers, first_epoch,
+                       total_epochs) as watch:
+        model.train(
+            corpus_file=str(workfile),
+            total_examples=sentences,
+            total_words=tokens,
+            epochs=epochs,
+            start_alpha=start_alpha,
+            end_alpha=end_alpha,
+            callbacks=watch.callbacks(),
+        )
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     # corpus_file mode trains without the GIL: cores used should be close to model.workers.
     logger.info(

@@ -1,9 +1,11 @@
 """The one planner: which corpora a run applies, skips or holds, and ``status``.
 
 Pending is the queue minus what the current lineage applied, minus the
-corpora of rejected candidates (skipped, and said so), up to the first corpus
-a candidate of the current version holds for review (the run stops there).
-``add-corpus`` and ``status`` both ask :func:`plan_run`, so they never disagree.
+corpora of rejected candidates and the corpora excluded from the lineage
+(both skipped, and said so), up to the first corpus a candidate of the
+current version holds for review (the run stops there). ``add-corpus`` and
+``status`` both ask :func:`plan_run`, so they never disagree; ``status``
+collects the problems that would stop a run instead of stopping on them.
 
 A corpus is recognised by its URI (as written in the config) and its
 fingerprint. Size and mtime (ETag and size for remote objects) are the cheap
@@ -16,18 +18,19 @@ would make the lineage lie.
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
 
 from incremental_w2v.config.schema import Config, CorpusEntry
-from incremental_w2v.errors import DataError, InputMissingError
+from incremental_w2v.errors import DataError, IncW2VError, InputMissingError
 from incremental_w2v.ingest.corpus import CorpusSpec, content_sha256
 from incremental_w2v.ingest.fingerprint import SourceOptions, SourceStat, stat
 from incremental_w2v.store.manifest import CorpusRecord, Manifest, VersionMeta
 from incremental_w2v.store.store import Store
-from incremental_w2v.uris import as_recorded, expand, redact
+from incremental_w2v.uris import as_recorded, corpus_key, expand, redact
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +57,8 @@ class Plan:
     pending: list[PendingCorpus] = field(default_factory=list)
     skipped: list[dict[str, str]] = field(default_factory=list)
     held: Held | None = None
+    # With ``collect``: what would stop a run (a changed or missing corpus), as errors.
+    problems: list[IncW2VError] = field(default_factory=list)
 
 
 def source_options(config: Config) -> SourceOptions:
@@ -101,36 +106,57 @@ def _label(entry: CorpusEntry, uri: str) -> str:
 
 
 def plan_run(
-    store: Store, config: Config, current: VersionMeta | None, extra_uris: tuple[str, ...] = ()
+    store: Store, config: Config, current: VersionMeta | None, extra_uris: tuple[str, ...] = (),
+    collect: bool = False,
 ) -> Plan:
-    """What a run would do now, for the lineage whose current version is ``current``."""
+    """What a run would do now, for the lineage whose current version is ``current``.
+
+    ``collect``: record in ``plan.problems`` what would stop the run (a changed applied
+    corpus, a missing one) and go on, as ``status`` must; a run raises the first.
+    """
     plan = Plan()
     options = source_options(config)
     applied = {rec.uri: rec for rec in current.corpora} if current else {}
+
+    @contextmanager
+    def noted() -> Iterator[None]:
+        try:
+            yield
+        except (DataError, InputMissingError) as exc:
+            if not collect:
+                raise
+            plan.problems.append(exc)
+
     if current is None and config.base.corpus is not None:
-        for spec in specs_for(config, config.base.as_entry(), required=True):
-            plan.base.append(PendingCorpus(spec, stat(spec.uri, config.base_dir, options)))
+        with noted():
+            for spec in specs_for(config, config.base.as_entry(), required=True):
+                plan.base.append(PendingCorpus(spec, stat(spec.uri, config.base_dir, options)))
     elif current is not None and current.corpora:
         first = current.corpora[0].applied_in
         for rec in current.corpora:
             if rec.applied_in == first:  # the base corpora are not in the queue; check them too
-                _check_unchanged(config, rec, options)
+                with noted():
+                    _check_unchanged(config, rec, options)
     entries = [*config.queue, *(CorpusEntry(uri=u) for u in extra_uris)]
     seen: set[str] = {p.spec.uri for p in plan.base}
     for entry in entries:
-        for spec in specs_for(config, entry, required=False, applied=applied):
+        specs: list[CorpusSpec] = []
+        with noted():
+            specs = specs_for(config, entry, required=False, applied=applied)
+        for spec in specs:
             if spec.uri in seen:
                 continue
             seen.add(spec.uri)
             done = applied.get(redact(spec.uri))
-            if done is not None:
-                _check_unchanged(config, done, options)
-                plan.skipped.append(
-                    {"name": done.name, "uri": done.uri, "reason": f"applied in {done.applied_in}"}
-                )
-                continue
-            plan.pending.append(PendingCorpus(spec, stat(spec.uri, config.base_dir, options)))
-    _screen(store, plan)
+            with noted():
+                if done is not None:
+                    _check_unchanged(config, done, options)
+                    plan.skipped.append({"name": done.name, "uri": done.uri,
+                                         "reason": f"applied in {done.applied_in}"})
+                    continue
+                plan.pending.append(
+                    PendingCorpus(spec, stat(spec.uri, config.base_dir, options)))
+    _screen(store, config, plan)
     return plan
 
 
@@ -148,12 +174,19 @@ def held_corpora(store: Store, manifest: Manifest) -> dict[str, tuple[str, str]]
     return held
 
 
-def _screen(store: Store, plan: Plan) -> None:
-    """Skip rejected corpora; stop at a corpus awaiting review."""
+def _screen(store: Store, config: Config, plan: Plan) -> None:
+    """Skip excluded and rejected corpora; stop at a corpus awaiting review."""
     manifest = store.read_manifest()
     held = held_corpora(store, manifest)
+    excluded = {x.key: x for x in manifest.exclusions}
     kept: list[PendingCorpus] = []
     for index, item in enumerate(plan.pending):
+        exclusion = excluded.get(corpus_key(item.spec.uri, config.base_dir))
+        if exclusion is not None:
+            why = f": {exclusion.reason}" if exclusion.reason else ""
+            plan.skipped.append({"name": item.spec.name, "uri": redact(item.spec.uri),
+                                 "reason": f"excluded on {exclusion.at}{why}"})
+            continue
         version_status = held.get(redact(item.spec.uri))
         if version_status is None:
             kept.append(item)
@@ -172,7 +205,11 @@ def _screen(store: Store, plan: Plan) -> None:
 
 @dataclass
 class Status:
-    """``status``: the current version and what a run would do now."""
+    """``status``: the current version and what a run would do now.
+
+    ``problems`` are what would stop the next run (a changed or missing corpus), each
+    with its hint: status still shows the state, and exits 0 (it is read-only).
+    """
 
     store: str
     current: str | None
@@ -183,6 +220,9 @@ class Status:
     pending: list[dict[str, Any]]
     skipped: list[dict[str, str]]
     awaiting_review: dict[str, Any] | None
+    excluded: list[dict[str, Any]] = field(default_factory=list)
+    pruned: list[str] = field(default_factory=list)
+    problems: list[dict[str, str]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -193,7 +233,8 @@ def status(config: Config) -> Status:
     store = Store(config.store_path)
     manifest = store.read_manifest()
     current = store.current_meta(manifest)
-    plan = plan_run(store, config, current)
+    plan = plan_run(store, config, current, collect=True)
+    in_lineage = {corpus_key(r.uri, config.base_dir) for r in (current.corpora if current else [])}
     pending = [
         {"name": p.spec.name, "uri": redact(p.spec.uri), "base": True} for p in plan.base
     ] + [{"name": p.spec.name, "uri": redact(p.spec.uri), "base": False} for p in plan.pending]
@@ -206,11 +247,16 @@ def status(config: Config) -> Status:
         candidates=[v.version for v in manifest.versions if v.status == "candidate"],
         applied=len(current.corpora) if current else 0,
         pending=pending,
-        skipped=[s for s in plan.skipped if s["reason"].startswith("rejected")],
+        skipped=[s for s in plan.skipped if s["reason"].startswith(("rejected", "excluded"))],
         awaiting_review=None if held is None else {
             "name": held.corpus.spec.name, "uri": redact(held.corpus.spec.uri),
             "version": held.version, "failures": held.failures, "waiting": held.waiting,
         },
+        excluded=[{**x.model_dump(), "in_current": x.key in in_lineage}
+                  for x in manifest.exclusions],
+        pruned=[v.version for v in manifest.versions if v.pruned_at is not None],
+        problems=[{"error": e.message, "hint": e.hint or "", "kind": type(e).__name__}
+                  for e in plan.problems],
     )
 
 

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from pydantic import TypeAdapter
 
+from incremental_w2v.config.needs import require
 from incremental_w2v.config.schema import Config
 from incremental_w2v.errors import DataError, InputMissingError, UsageError
 from incremental_w2v.ingest.corpus import CorpusSpec
@@ -26,6 +27,7 @@ from incremental_w2v.ingest.tokenize import TokenizeSettings
 from incremental_w2v.quality.gates import gate_error
 from incremental_w2v.store.locking import locked
 from incremental_w2v.store.manifest import CorpusRecord, VersionMeta
+from incremental_w2v.store.publish import publish_current
 from incremental_w2v.store.store import Store
 from incremental_w2v.train.plan import PendingCorpus, source_options, specs_for
 from incremental_w2v.train.versions import Draft, commit_version, read_into, train_new
@@ -48,6 +50,7 @@ class Rebuilt:
     seconds: float
     timings: dict[str, float]
     compare: dict[str, Any]  # quality.compare.Comparison.to_dict()
+    published: list[str] = field(default_factory=list)  # publish targets written
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -61,6 +64,12 @@ def rebuild(config: Config, wait: float = 0.0, seed: int | None = None) -> Rebui
             raise InputMissingError(f"store {store.root} has no current version",
                                     hint="run 'incw2v add-corpus CONFIG' first")
         meta, info = rebuild_locked(store, config, current, seed)
+        if meta.gate.get("passed", True):
+            if config.retention.keep is not None:
+                from incremental_w2v.store.ops import prune_locked  # add-corpus imports us
+
+                prune_locked(store, config.retention.keep)
+            info.published = publish_current(store, config)
     if not meta.gate.get("passed", True):
         raise gate_error(meta, current.version, info)
     return info
@@ -83,6 +92,7 @@ def rebuild_locked(
         )
     params = config.model if seed is None else config.model.model_copy(update={"seed": seed})
     items = [_pending(config, rec) for rec in current.corpora]
+    require(item.spec.uri for item in items)
     version = store.read_manifest().next_version(set())
     since = store.updates_since_rebuild(current.version)
     started = time.perf_counter()

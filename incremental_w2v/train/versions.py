@@ -24,7 +24,9 @@ from incremental_w2v.fsutil import os_error, sha256_file
 from incremental_w2v.ingest.corpus import Corpus, PassResult, require_tokens, stream_once
 from incremental_w2v.ingest.diskspace import ensure_room, expansion, folder_bytes
 from incremental_w2v.ingest.pool import choose_processes
+from incremental_w2v.progress import Progress
 from incremental_w2v.quality.assess import assess
+from incremental_w2v.quality.summary import quality_line
 from incremental_w2v.store.manifest import CorpusRecord, Fingerprint, VersionMeta
 from incremental_w2v.store.store import Staging, Store
 from incremental_w2v.train.background import Background
@@ -399,18 +401,28 @@ def commit_version(
     # immutable, and a failing evaluation then leaves nothing behind.
     assessment = assess(store, config, model, draft.parent, draft.kind)
     t0 = time.perf_counter()
-    try:
-        staging.save_model(model)
-        ledger.save(staging.path / LEDGER_FILE)
-        if replay is not None and replay.budget:
-            replay.save(staging.path / REPLAY_FILE)
-    except OSError as exc:
-        raise os_error(exc, "saving the new version") from None
-    draft.timings.update(save=time.perf_counter() - t0, evaluate=assessment.seconds)
-    meta = store.commit(staging, {**draft.fields(), **assessment.fields},
-                        make_current=assessment.passed)
+    with Progress("committing", total=4, unit="steps") as progress:
+        try:
+            progress.set_note("model")
+            staging.save_model(model)
+            progress.update(1)
+            progress.set_note("ledger and replay buffer")
+            ledger.save(staging.path / LEDGER_FILE)
+            if replay is not None and replay.budget:
+                replay.save(staging.path / REPLAY_FILE)
+            progress.update(1)
+        except OSError as exc:
+            raise os_error(exc, "saving the new version") from None
+        draft.timings.update(save=time.perf_counter() - t0, evaluate=assessment.seconds)
+        progress.set_note("hashing, fsync, manifest")
+        meta = store.commit(staging, {**draft.fields(), **assessment.fields},
+                            make_current=assessment.passed)
+        progress.update(2)
+    parent_scores = store.read_meta(meta.parent).scores if meta.parent else None
     logger.info(
-        "committed %s (%s: %s), vocabulary %d (+%d)",
-        meta.version, meta.kind, ", ".join(meta.added), meta.vocab_size, meta.words_added,
+        "committed %s (%s: %s), vocabulary %d (+%d): %s",
+        meta.version, meta.kind, ", ".join(meta.added) or f"all corpora of {meta.parent}",
+        meta.vocab_size, meta.words_added,
+        quality_line(meta.scores, parent_scores, meta.drift.get("parent")),
     )
     return meta

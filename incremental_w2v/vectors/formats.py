@@ -6,9 +6,10 @@ list them without loading gensim.
 
 from __future__ import annotations
 
-from typing import Literal, get_args
+from typing import get_args
 
-VectorFormat = Literal["word2vec-text", "word2vec-binary", "keyedvectors"]
+from incremental_w2v.config.schema import VectorFormat
+
 VECTOR_FORMATS: dict[str, str] = {
     "word2vec-text": "word2vec text (.txt, .vec): a header line, then one word and its numbers "
     "per line; read by almost every tool",

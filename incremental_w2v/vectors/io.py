@@ -22,10 +22,11 @@ import smart_open
 from gensim.models import KeyedVectors
 from gensim.utils import SaveLoad
 
+from incremental_w2v.config.schema import VectorFormat
 from incremental_w2v.errors import DataError, InputMissingError, UsageError
 from incremental_w2v.fsutil import atomic_outputs
 from incremental_w2v.uris import redact, resolve_local
-from incremental_w2v.vectors.formats import VECTOR_FORMATS, VectorFormat
+from incremental_w2v.vectors.formats import VECTOR_FORMATS
 from incremental_w2v.vectors.ranking import counts_of
 from incremental_w2v.vectors.safe_pickle import check_pickle
 

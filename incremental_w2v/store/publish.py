@@ -1,0 +1,212 @@
+"""Publishing the current version where consumers read it (the config's ``publish:``).
+
+After every change of the current version (add-corpus, rollback, promote,
+rebuild) each target gets the current version's vectors at fixed names
+(``vectors.txt``, ``vectors.bin``, ``vectors.kv`` and its ``.npy``), then a
+small pointer, ``current.json``, written last::
+
+    {"version": "v0004", "created_at": ..., "published_at": ..., "vocab_size": ...,
+     "vector_size": ..., "files": {"vectors.bin": {"format": ..., "sha256": ..., "bytes": ...}}}
+
+Every file is replaced atomically (a local rename; on S3 a PUT, which is
+atomic), so a reader never sees a half-written file. A serving process polls
+the pointer; when its version changes it reads the files it lists and checks
+their sha256: a mismatch means a newer publish is under way, and it reads the
+pointer again (docs/publish.md). A target whose pointer already names the
+current version is left alone, so a no-op run reads one small file per target
+and writes nothing; a publish that failed is retried by the next run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Protocol
+
+from incremental_w2v.config.schema import Config, PublishTarget
+from incremental_w2v.errors import IncW2VError, StoreIOError
+from incremental_w2v.fsutil import atomic_write_bytes, os_error, sha256_file
+from incremental_w2v.store.manifest import VersionMeta, now_iso
+from incremental_w2v.store.store import Store
+from incremental_w2v.uris import redact
+
+logger = logging.getLogger(__name__)
+
+POINTER = "current.json"
+FILE_NAMES = {"word2vec-text": "vectors.txt", "word2vec-binary": "vectors.bin",
+              "keyedvectors": "vectors.kv"}
+
+
+class Target(Protocol):
+    """Where one ``publish:`` entry writes: a local folder or an S3 prefix."""
+
+    shown: str
+
+    def read_pointer(self) -> dict[str, Any] | None: ...
+
+    def put(self, name: str, path: Path) -> None: ...
+
+    def put_pointer(self, data: bytes) -> None: ...
+
+    @contextmanager
+    def files(self, store: Store) -> Iterator[Path]: ...
+
+
+class LocalTarget:
+    """A folder: the vectors are written in place by ``write_vectors`` (atomically)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.shown = str(folder)
+
+    def read_pointer(self) -> dict[str, Any] | None:
+        try:
+            data = json.loads((self.folder / POINTER).read_bytes())
+        except (OSError, ValueError):
+            return None
+        return data if isinstance(data, dict) else None
+
+    @contextmanager
+    def files(self, store: Store) -> Iterator[Path]:
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise os_error(exc, f"creating the publish folder {self.folder}") from None
+        yield self.folder
+
+    def put(self, name: str, path: Path) -> None:
+        pass  # written in place already
+
+    def put_pointer(self, data: bytes) -> None:
+        atomic_write_bytes(self.folder / POINTER, data)
+
+
+class S3Target:
+    """An ``s3://bucket/prefix``: files are written locally, then each is PUT (atomic)."""
+
+    def __init__(self, uri: str, endpoint_url: str | None) -> None:
+        import boto3
+
+        bucket, _, prefix = uri[len("s3://"):].partition("/")
+        self.bucket, self.prefix = bucket, prefix.strip("/")
+        self.shown = redact(uri)
+        self.client = boto3.client("s3", endpoint_url=endpoint_url)
+
+    def _key(self, name: str) -> str:
+        return f"{self.prefix}/{name}" if self.prefix else name
+
+    def read_pointer(self) -> dict[str, Any] | None:
+        try:
+            body = self.client.get_object(Bucket=self.bucket, Key=self._key(POINTER))["Body"]
+            data = json.loads(body.read())
+        except self.client.exceptions.NoSuchKey:
+            return None
+        except ValueError:
+            return None
+        return data if isinstance(data, dict) else None
+
+    @contextmanager
+    def files(self, store: Store) -> Iterator[Path]:
+        with store.workdir() as work:
+            yield work
+
+    def put(self, name: str, path: Path) -> None:
+        self.client.upload_file(str(path), self.bucket, self._key(name))
+
+    def put_pointer(self, data: bytes) -> None:
+        self.client.put_object(Bucket=self.bucket, Key=self._key(POINTER), Body=data,
+                               ContentType="application/json")
+
+
+def target_of(config: Config, entry: PublishTarget) -> Target:
+    where = config.publish_location(entry)
+    if where.lower().startswith("s3://"):
+        return S3Target(where, config.sources.s3_endpoint_url)
+    return LocalTarget(Path(where))
+
+
+def is_stale(pointer: dict[str, Any] | None, current: str, entry: PublishTarget) -> bool:
+    if pointer is None or pointer.get("version") != current:
+        return True
+    listed = {f.get("format") for f in (pointer.get("files") or {}).values()
+              if isinstance(f, dict)}
+    return not set(entry.formats) <= listed
+
+
+def publish_current(store: Store, config: Config, force: bool = False) -> list[str]:
+    """Write the current version to every stale ``publish:`` target (caller holds the lock).
+
+    Returns the targets written. An error names what was committed: the store
+    is fine, only the consumers' copy is behind (the next run retries).
+    """
+    if not config.publish:
+        return []
+    manifest = store.read_manifest()
+    current = manifest.current
+    if current is None:
+        return []
+    written: list[str] = []
+    loaded: list[tuple[VersionMeta, Any]] = []  # the version's meta and model, read once
+    for entry in config.publish:
+        target = None
+        try:
+            target = target_of(config, entry)
+            if not force and not is_stale(target.read_pointer(), current, entry):
+                continue
+            if not loaded:
+                with store.pinned(current):
+                    loaded.append((store.read_meta(current),
+                                   store.load_model(current, mmap="r")))
+            _publish(store, *loaded[0], entry, target)
+        except IncW2VError as exc:
+            exc.message = (f"{exc.message} (while publishing {current} to "
+                           f"{target.shown if target else redact(entry.to)}; {current} is "
+                           "committed and current in the store)")
+            exc.hint = ((exc.hint + "; ") if exc.hint else "") + (
+                "'incw2v publish CONFIG' retries, and so does the next add-corpus run")
+            raise
+        except Exception as exc:  # the S3 client's own errors
+            raise StoreIOError(
+                f"publishing {current} to {target.shown if target else redact(entry.to)} "
+                f"failed: {type(exc).__name__}: {str(exc)[:300]}; {current} is committed and "
+                "current in the store",
+                hint="check the target (network, endpoint, credentials, bucket); "
+                "'incw2v publish CONFIG' retries, and so does the next add-corpus run",
+            ) from None
+        written.append(target.shown)
+    return written
+
+
+def _publish(store: Store, meta: VersionMeta, model: Any, entry: PublishTarget,
+             target: Target) -> None:
+    from incremental_w2v.vectors.io import write_vectors  # gensim: only when writing
+
+    files: dict[str, dict[str, Any]] = {}
+    with target.files(store) as folder:
+        for fmt in entry.formats:
+            main = FILE_NAMES[fmt]
+            # Side files first, the main file last, as a local publish renames them.
+            for path in sorted(write_vectors(model.wv, fmt, folder / main),
+                               key=lambda p: p.name == main):
+                files[path.name] = {"format": fmt, "sha256": sha256_file(path),
+                                    "bytes": path.stat().st_size}
+                target.put(path.name, path)
+        # Written last: a reader that sees this version finds every file already in place.
+        target.put_pointer(pointer(meta, files))
+    logger.info("published %s to %s (%s)", meta.version, target.shown,
+                ", ".join(sorted(files)))
+
+
+def pointer(meta: VersionMeta, files: dict[str, dict[str, Any]]) -> bytes:
+    data = {
+        "version": meta.version,
+        "created_at": meta.created_at,
+        "published_at": now_iso(),
+        "vocab_size": meta.vocab_size,
+        "vector_size": meta.params.get("vector_size"),
+        "files": files,
+    }
+    return (json.dumps(data, indent=2, sort_keys=True) + "\n").encode()

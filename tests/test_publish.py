@@ -1,0 +1,340 @@
+"""``publish:``: the current version where consumers read it, whatever changed it.
+
+A real reader process polls the pointer while versions are committed, rolled back,
+promoted and rebuilt, as a serving process would: it never loads a half-written or
+mixed set of files that passes the pointer's check (docs/publish.md says how to read).
+The S3 target is tested against a real S3-compatible server (moto) on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from helpers import Result, lee_lines, package_env, s3_credentials
+
+FORMATS = "[word2vec-text, word2vec-binary, keyedvectors]"
+
+# The consumer's side: poll the pointer; on a new one, load every file, then accept the
+# load only if each file still hashes as the pointer says and the pointer is the same.
+READER = r"""
+import hashlib, json, sys, time
+from pathlib import Path
+from gensim.models import KeyedVectors
+
+source, stop = sys.argv[1], Path(sys.argv[2])
+if source.startswith("s3://"):
+    import boto3
+    bucket, _, prefix = source[5:].partition("/")
+    client = boto3.client("s3", endpoint_url=sys.argv[3])
+    tmp = Path(sys.argv[4])
+    def get(name):
+        return client.get_object(Bucket=bucket, Key=f"{prefix}/{name}")["Body"].read()
+    def fetch(pointer):
+        for name in pointer["files"]:
+            (tmp / name).write_bytes(get(name))
+        return tmp
+    def missing(exc):
+        return type(exc).__name__ == "NoSuchKey"
+else:
+    folder = Path(source)
+    def get(name):
+        return (folder / name).read_bytes()
+    def fetch(pointer):
+        return folder
+    def missing(exc):
+        return isinstance(exc, FileNotFoundError)
+
+def sha(data):
+    return hashlib.sha256(data).hexdigest()
+
+def done():
+    # Told to stop once it has loaded the version named in the stop file.
+    return stop.exists() and bool(seen) and seen[-1] == stop.read_text()
+
+seen, retries, failures = [], 0, 0
+last = None
+deadline = time.monotonic() + 300
+while not done() and time.monotonic() < deadline:
+    try:
+        raw = get("current.json")
+    except Exception as exc:
+        if missing(exc):
+            time.sleep(0.01)
+            continue
+        raise
+    pointer = json.loads(raw)  # a torn pointer would fail here, and fail the test
+    if pointer == last:
+        time.sleep(0.01)
+        continue
+    where = fetch(pointer)
+    error = None
+    try:
+        loaded = [KeyedVectors.load(str(where / "vectors.kv"), mmap="r"),
+                  KeyedVectors.load_word2vec_format(str(where / "vectors.bin"), binary=True),
+                  KeyedVectors.load_word2vec_format(str(where / "vectors.txt"))]
+    except Exception as exc:  # files of two versions: the check below must catch it
+        error = exc
+    same = all(sha((where / n).read_bytes()) == f["sha256"] for n, f in pointer["files"].items())
+    if not same or json.loads(get("current.json")) != pointer:
+        retries += 1
+        continue
+    if error is not None or {len(kv) for kv in loaded} != {pointer["vocab_size"]}:
+        failures += 1
+        print("FAILED", pointer["version"], error, file=sys.stderr, flush=True)
+        continue
+    last = pointer
+    seen.append(pointer["version"])
+    if len(seen) == 1:
+        print("READY", flush=True)
+print("RESULT " + json.dumps({"seen": seen, "retries": retries, "failures": failures}))
+"""
+
+
+def new_corpus(folder: Path, i: int) -> Path:
+    lines = lee_lines()
+    path = folder / f"new-{i:02d}.txt"
+    path.write_text("".join(lines[100 + 15 * i: 130 + 15 * i]), encoding="utf-8")
+    return path
+
+
+def start_reader(source: str, stop: Path, *extra: str) -> subprocess.Popen[str]:
+    reader = subprocess.Popen([sys.executable, "-c", READER, source, str(stop), *extra],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env=package_env())
+    assert reader.stdout is not None
+    assert reader.stdout.readline() == "READY\n", reader.stderr.read() if reader.stderr else ""
+    return reader
+
+
+def finish(reader: subprocess.Popen[str], stop: Path, final: str) -> dict[str, Any]:
+    stop.write_text(final)
+    out, err = reader.communicate(timeout=120)
+    assert reader.returncode == 0, err[-3000:]
+    result: dict[str, Any] = json.loads(out.rsplit("RESULT ", 1)[1])
+    assert result["failures"] == 0, err[-3000:]
+    return result
+
+
+def check_pointer(folder: Path, version: str) -> dict[str, Any]:
+    pointer: dict[str, Any] = json.loads((folder / "current.json").read_text())
+    assert pointer["version"] == version
+    for name, info in pointer["files"].items():
+        assert hashlib.sha256((folder / name).read_bytes()).hexdigest() == info["sha256"]
+    return pointer
+
+
+def test_every_change_of_the_current_version_is_published_and_readers_never_fail(
+    tmp_path: Path, corpora: dict[str, Path], make_config: Callable[..., Path],
+    cli: Callable[..., Result],
+) -> None:
+    out = tmp_path / "serving"
+    config = make_config(corpora["a"], extra=f"""
+        publish:
+          - to: serving
+            formats: {FORMATS}
+        """)
+    first = cli("add-corpus", config, "--json")
+    assert first.code == 0, first.err
+    assert first.json()["published"] == [str(out)]
+    pointer = check_pointer(out, "v0001")
+    assert sorted(pointer["files"]) == ["vectors.bin", "vectors.kv", "vectors.kv.vectors.npy",
+                                        "vectors.txt"]
+    assert {"created_at", "published_at", "vocab_size", "vector_size"} <= set(pointer)
+
+    stop = tmp_path / "stop"
+    reader = start_reader(str(out), stop)
+    try:
+        for i in range(8):
+            run = cli("add-corpus", config, new_corpus(tmp_path, i), "--json")
+            assert run.code == 0 and run.json()["published"] == [str(out)], run.err
+            check_pointer(out, run.json()["current"])
+        rolled = cli("rollback", config, "v0003", "--json")
+        assert rolled.code == 0 and rolled.json()["published"] == [str(out)]
+        check_pointer(out, "v0003")
+        assert cli("rollback", config, "v0009").code == 0
+        check_pointer(out, "v0009")
+        rebuilt = cli("rebuild", config, "--json")
+        assert rebuilt.code == 0 and rebuilt.json()["published"] == [str(out)]
+        check_pointer(out, "v0010")
+    finally:
+        result = finish(reader, stop, "v0010")
+    assert len(result["seen"]) >= 3 and result["seen"][0] == "v0001"
+    assert result["seen"][-1] == "v0010"  # it ends on what is current
+
+    # A no-op run finds the pointer up to date and writes nothing.
+    before = (out / "current.json").read_bytes()
+    noop = cli("add-corpus", config, "--json").json()
+    assert noop["applied"] == [] and noop["published"] == []
+    assert (out / "current.json").read_bytes() == before
+    # 'publish' writes it again on demand.
+    again = cli("publish", config, "--json")
+    assert again.code == 0 and again.json() == {"version": "v0010", "targets": [str(out)]}
+    assert json.loads((out / "current.json").read_text())["published_at"] >= \
+        json.loads(before)["published_at"]
+
+
+def test_a_promoted_candidate_is_published(
+    tmp_path: Path, corpora: dict[str, Path], make_config: Callable[..., Path],
+    cli: Callable[..., Result],
+) -> None:
+    config = make_config(corpora["a"], [corpora["b"]], extra="""
+        gates: {wordsim353: {min: 0.99}}
+        publish: [{to: out}]
+        """)
+    assert cli("add-corpus", config).code == 3  # b's version is a candidate
+    check_pointer(tmp_path / "out", "v0001")  # the base went live, the candidate did not
+    assert cli("promote", config, "v0002").code == 0
+    pointer = check_pointer(tmp_path / "out", "v0002")
+    assert list(pointer["files"]) == ["vectors.bin"]  # the default format
+
+
+def test_publish_to_s3_with_a_polling_reader_and_a_failed_publish_retried(
+    tmp_path: Path, corpora: dict[str, Path], make_config: Callable[..., Path],
+    cli: Callable[..., Result], moto_endpoint: str, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import boto3
+
+    s3_credentials(monkeypatch, "publish-secret")
+    client = boto3.client("s3", endpoint_url=moto_endpoint)
+    config = make_config(corpora["a"], extra=f"""
+        sources: {{s3_endpoint_url: "{moto_endpoint}"}}
+        publish:
+          - to: s3://models/news/current
+            formats: {FORMATS}
+        """)
+    # The bucket does not exist yet: the version is committed, the publish fails (74),
+    # and says so.
+    failed = cli("add-corpus", config)
+    assert failed.code == 74, failed.err
+    assert "v0001 is committed and current" in failed.err and "incw2v publish" in failed.err
+    assert "publish-secret" not in failed.err
+    assert cli("status", config, "--json").json()["current"] == "v0001"
+    client.create_bucket(Bucket="models")
+    healed = cli("add-corpus", config, "--json")  # nothing to apply, but the pointer is stale
+    assert healed.code == 0 and healed.json()["published"] == ["s3://models/news/current"]
+
+    stop = tmp_path / "stop"
+    cache = tmp_path / "reader-cache"
+    cache.mkdir()
+    env_reader = start_reader("s3://models/news/current", stop, moto_endpoint, str(cache))
+    try:
+        for i in range(4):
+            run = cli("add-corpus", config, new_corpus(tmp_path, i), "--json")
+            assert run.code == 0, run.err
+        assert cli("rollback", config, "v0002").code == 0
+    finally:
+        result = finish(env_reader, stop, "v0002")
+    assert result["seen"][0] == "v0001" and result["seen"][-1] == "v0002"
+    pointer = json.loads(client.get_object(Bucket="models",
+                                           Key="news/current/current.json")["Body"].read())
+    assert pointer["version"] == "v0002"
+    for name, info in pointer["files"].items():
+        body = client.get_object(Bucket="models", Key=f"news/current/{name}")["Body"].read()
+        assert hashlib.sha256(body).hexdigest() == info["sha256"]
+
+
+def test_publish_config_is_checked(tmp_path: Path, corpora: dict[str, Path],
+                                   make_config: Callable[..., Path],
+                                   cli: Callable[..., Result]) -> None:
+    for bad, says in (
+        ("publish: [{to: 'https://example.com/x'}]", "publish to a local folder or s3://"),
+        ("publish: [{to: out, formats: [model]}]", "publish[0].formats[0]"),
+        ("publish: [{to: out, formats: []}]", "publish[0].formats"),
+        ("publish: [{to: 's3://AKIA:hunter2pw@bucket/x'}]", "refused"),
+    ):
+        config = make_config(corpora["a"], extra=bad)
+        run = cli("validate", config)
+        assert run.code == 78 and says in run.err, (bad, run.err)
+        assert "hunter2pw" not in run.err
+    config = make_config(corpora["a"])
+    refused = cli("publish", config)
+    assert refused.code == 64 and "no 'publish:' targets" in refused.err
+
+
+def consistent(folder: Path, old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """After a publish of ``new`` over ``old`` was killed: every file is whole (one of the
+    two versions' files), and the pointer is never ahead of the files it names."""
+    try:
+        pointer = json.loads((folder / "current.json").read_text())
+    except ValueError:
+        return ["the pointer does not parse"]
+    problems = [] if pointer["version"] in (old["version"], new["version"]) else [
+        f"the pointer names {pointer['version']}"]
+    for name in new["files"]:
+        sha = hashlib.sha256((folder / name).read_bytes()).hexdigest()
+        if sha not in (old["files"][name]["sha256"], new["files"][name]["sha256"]) and not (
+            # gensim records the file's (temporary) name in a KeyedVectors pickle, so its
+            # bytes differ from run to run: whole means it loads.
+            name == "vectors.kv" and loads(folder / name)
+        ):
+            problems.append(f"{name} is neither version's file: half-written?")
+        elif pointer["version"] == new["version"] and sha != pointer["files"][name]["sha256"]:
+            problems.append(f"the pointer names {new['version']} before {name} was written")
+    return problems
+
+
+def loads(path: Path) -> bool:
+    import pickle
+
+    try:
+        with open(path, "rb") as handle:
+            pickle.load(handle)  # the test's own file, written by gensim just now
+    except Exception:
+        return False
+    return True
+
+
+@pytest.mark.faults
+def test_a_publish_killed_at_any_write_never_leaves_a_pointer_ahead_of_its_files(
+    driver: Any, fast_tmp: Path,
+) -> None:
+    from test_crash_sweep import write_workspace
+
+    folder = fast_tmp / "ws"
+    write_workspace(folder, ("b.txt",))
+    config = folder / "config.yaml"
+    config.write_text(config.read_text() + f"publish: [{{to: out, formats: {FORMATS}}}]\n")
+    assert driver.run(["add-corpus", str(config), "--json"]).status == 0
+    assert driver.run(["rollback", str(config), "v0001"]).status == 0
+    out = folder / "out"
+    template = out.parent / "template-out"
+    import shutil
+
+    shutil.copytree(out, template)
+    old = json.loads((out / "current.json").read_text())
+    reference = driver.run(["rollback", str(config), "v0002"])
+    assert reference.status == 0
+    new = json.loads((out / "current.json").read_text())
+    assert new["version"] == "v0002" and set(new["files"]) == set(old["files"])
+    # Every write from the publish's first on (fsyncs name descriptors, not paths).
+    first = next(i for i, (_, path) in enumerate(reference.writes) if "/out/" in str(path))
+    points = list(range(first + 1, len(reference.writes) + 1))
+    assert len(points) >= 8, reference.writes  # files, side file, renames, fsyncs, pointer
+    problems = []
+    for n in points:
+        for kind in ("kill-before", "kill-after"):
+            # Back to v0001, published, then the publish of v0002 is killed at write n.
+            assert driver.run(["rollback", str(config), "v0001"]).status == 0
+            shutil.rmtree(out)
+            shutil.copytree(template, out)
+            crashed = driver.run(["rollback", str(config), "v0002"],
+                                 fault={"at": n, "kind": kind})
+            problems += [f"{kind} #{n}: {p}" for p in consistent(out, old, new)]
+            if crashed.status != -9:
+                problems.append(f"{kind} #{n}: not killed ({crashed.status})")
+            healed = driver.run(["add-corpus", str(config)])  # a no-op run publishes again
+            assert healed.status == 0, healed.stderr
+            if json.loads((out / "current.json").read_text())["version"] != "v0002":
+                problems.append(f"{kind} #{n}: the next run did not publish v0002")
+            healed_pointer = json.loads((out / "current.json").read_text())
+            problems += [f"{kind} #{n} healed: {p}"
+                         for p in consistent(out, old, healed_pointer)]
+    assert problems == []
