@@ -116,6 +116,7 @@ def child_models(spec: dict[str, Any]) -> dict[str, Any]:
 
     from incremental_w2v.store.store import Store
     from incremental_w2v.train.ledger import LEDGER_FILE, Ledger
+    from incremental_w2v.vectors.model_file import MODEL_FORMAT
 
     n, dim = spec["words"], spec["dim"]
     counts = {f"w{i}": int(c) for i, c in enumerate(
@@ -129,7 +130,7 @@ def child_models(spec: dict[str, Any]) -> dict[str, Any]:
         Ledger(counts=counts, sentences=n).save(staging.path / LEDGER_FILE)
         meta = store.commit(staging, {"parent": None, "kind": "base", "corpora": [],
                                       "added": ["synthetic"], "params": {},
-                                      "vocab_size": n})
+                                      "vocab_size": n, "model_format": MODEL_FORMAT})
     commit_s = time.perf_counter() - t
     del model
     t = time.perf_counter()

@@ -31,6 +31,7 @@ class ConfigError(IncW2VError):
     """The configuration is invalid; ``problems`` lists every problem found."""
 
     def __init__(self, message: str, problems: list[str] | None = None, hint: str | None = None):
+        self.headline = message  # without the problems
         self.problems = problems or []
         full = message if not self.problems else message + "\n" + "\n".join(
             f"  - {p}" for p in self.problems
@@ -60,3 +61,7 @@ class LockedError(IncW2VError):
 
 class GateFailedError(IncW2VError):
     """A quality gate refused to promote a new version (it is kept as a candidate)."""
+
+
+class TrainingError(IncW2VError):
+    """Training itself failed (a training thread raised): a bug or a value no check caught."""

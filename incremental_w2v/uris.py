@@ -1,10 +1,13 @@
-"""What a corpus URI means: expansion of globs and folders, and redaction.
+"""What a corpus URI means: expansion, one key per file, redaction, and printable names.
 
 A queue entry's ``uri`` may be a local path, a glob, a folder, ``file://``,
 any smart_open scheme, or ``gensim-test:NAME`` for a file of gensim's bundled
 test data. URIs that carry credentials are refused: credentials come from the
 environment or the SDK's usual chain, never from the config, so that no
 secret can end up in logs, manifests or the model's ``lifecycle_events``.
+Whatever is shown is redacted (:func:`redact`, :func:`scrub`) and escaped
+(:func:`printable`); a local file has one key however it is spelt
+(:func:`corpus_key`).
 """
 
 from __future__ import annotations
@@ -12,28 +15,67 @@ from __future__ import annotations
 import glob
 import os
 import re
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from urllib.parse import parse_qsl, unquote_plus, urlsplit
+from urllib.parse import parse_qsl, quote, unquote, unquote_plus, urlsplit
 
 from incremental_w2v.errors import ConfigError, InputMissingError
 
 GENSIM_TEST_SCHEME = "gensim-test:"
 REMOTE_SCHEMES = ("http", "https", "s3", "gs", "azure", "hdfs", "webhdfs", "ssh", "scp", "sftp")
-# Query parameters that hold secrets in pre-signed or token-bearing URLs.
+# Query parameters whose values are shown: known to name a thing, never to prove who asks.
+# Every other value is masked in output (an allowlist: a new kind of token is masked too).
+HARMLESS_PARAMS = frozenset({
+    "alt", "branch", "compression", "date", "dl", "download", "encoding", "end", "file",
+    "filename", "format", "generation", "lang", "limit", "offset", "page", "part",
+    "partnumber", "path", "prefix", "raw", "ref", "response-content-disposition",
+    "response-content-type", "rev", "revision", "snapshot", "start", "tag", "type",
+    "version", "versionid",
+})
+# Query parameters that hold a secret: a URI with one is refused outright.
 _SECRET_PARAMS = re.compile(
-    r"^(x-amz-(signature|credential|security-token)|signature|sig|sv|se|sp|token|access_token|"
-    r"auth|password|passwd|pwd|secret|key|api[_-]?key|apikey|awsaccesskeyid|x-goog-signature|"
-    r"x-goog-credential)$",
+    r"^(x-amz-(signature|credential|security-token)|signature|sig|sv|se|sp|skoid|sktid|"
+    r"awsaccesskeyid|x-goog-signature|x-goog-credential|key|code)$|"
+    r"secret|token|passw|pwd|credential|api[_-]?key|access[_-]?key|private|session|"
+    r"(^|[_-])auth($|[_-])|authori[sz]ation",
     re.IGNORECASE,
 )
 _GLOB_CHARS = re.compile(r"[*?\[]")
+_SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://")
+# A URL inside free text (a library's log line or error message).
+_URL_IN_TEXT = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>`]+")
+# C0 and C1 controls, DEL, and the Unicode line/paragraph separators and bidi controls
+# that can make one printed name look like several lines or reorder what follows.
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str) -> str:
+    """``text`` safe to print on one line: controls escaped (``\\n``, ``\\x1b``), and
+    what no terminal or UTF-8 file can hold (lone surrogates) as ``\\udc80``.
+
+    The one function through which names from configs, folders and archives,
+    URIs and words pass before they are printed or logged, so that none can
+    forge a line ('incw2v: error: ...') or move the cursor.
+    """
+    out = _UNPRINTABLE.sub(_escape_char, text)
+    try:
+        out.encode("utf-8")
+    except UnicodeEncodeError:
+        out = out.encode("utf-8", "backslashreplace").decode("utf-8")
+    return out
+
+
+def _escape_char(match: re.Match[str]) -> str:
+    char = match.group(0)
+    return {"\n": "\\n", "\r": "\\r", "\t": "\\t"}.get(
+        char, char.encode("unicode_escape").decode("ascii"))
 
 
 def scheme_of(uri: str) -> str:
     """The URI's scheme ('' for a plain local path)."""
     if uri.startswith(GENSIM_TEST_SCHEME):
         return "gensim-test"
-    m = re.match(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://", uri)
+    m = _SCHEME.match(uri)
     return m.group(1).lower() if m else ""
 
 
@@ -41,59 +83,140 @@ def is_remote(uri: str) -> bool:
     return scheme_of(uri) in REMOTE_SCHEMES
 
 
+def _has_authority(uri: str) -> bool:
+    return scheme_of(uri) not in ("", "gensim-test")
+
+
+def _query_pairs(query: str) -> list[tuple[str, str]]:
+    return parse_qsl(query, keep_blank_values=True)
+
+
 def credential_problem(uri: str) -> str | None:
-    """Why ``uri`` may not be used as it is (it carries a secret), or None."""
-    if scheme_of(uri) not in REMOTE_SCHEMES:
+    """Why ``uri`` may not be used as it is (it carries a secret), or None. Any scheme."""
+    if not _has_authority(uri):
         return None
     parts = urlsplit(uri)
-    if parts.username is not None or parts.password is not None or "@" in parts.netloc:
+    if "@" in parts.netloc:
         return "it carries credentials in its user-info part (user:secret@host)"
-    for name, _ in parse_qsl(parts.query, keep_blank_values=True):
-        if _SECRET_PARAMS.match(name):
-            return f"it carries a secret in its query parameter {name!r}"
+    for name, _ in _query_pairs(parts.query):
+        if _SECRET_PARAMS.search(name):
+            return f"it carries a secret in its query parameter {printable(name)!r}"
     return None
 
 
 def redact(uri: str) -> str:
-    """An ASCII-safe rendering of ``uri`` with any user-info and query secrets removed."""
+    """An ASCII-safe, printable rendering of ``uri`` that shows no secret.
+
+    For every scheme: the user-info part is masked, the value of every query
+    parameter not known to be harmless is masked, and so is a fragment.
+    Masking twice gives the same text, so a redacted URI (as the lineage
+    records it) redacts to itself.
+    """
     text = uri
-    if scheme_of(uri) in REMOTE_SCHEMES:
+    if _has_authority(uri):
         parts = urlsplit(uri)
-        netloc = parts.netloc.rsplit("@", 1)[-1]
-        if "@" in parts.netloc:
-            netloc = "***@" + netloc
+        netloc = parts.netloc
+        if "@" in netloc:
+            netloc = "***@" + netloc.rsplit("@", 1)[-1]
         query = "&".join(
-            f"{k}=***" if _SECRET_PARAMS.match(k) else (f"{k}={v}" if v else k)
-            for k, v in parse_qsl(parts.query, keep_blank_values=True)
+            (f"{k}={v}" if k.lower() in HARMLESS_PARAMS or v == "***" else f"{k}=***")
+            if v else k
+            for k, v in _query_pairs(parts.query)
         )
         text = f"{parts.scheme}://{netloc}{parts.path}" + (f"?{query}" if query else "")
-    return text.encode("ascii", "backslashreplace").decode("ascii")
+        if parts.fragment:
+            text += "#***"
+    return printable(text).encode("ascii", "backslashreplace").decode("ascii")
 
 
-def scrub(text: str, uri: str) -> str:
-    """``text`` (say, a transport's error message) with every secret of ``uri`` masked.
-
-    Libraries quote URLs in their own ways (requests shows the path and query
-    alone), so replacing the whole URI is not enough: each secret value is
-    masked wherever it appears, raw or percent-decoded.
-    """
-    text = text.replace(uri, redact(uri))
-    if scheme_of(uri) not in REMOTE_SCHEMES:
-        return text
+def secrets_of(uri: str) -> list[str]:
+    """Every secret-looking part of ``uri`` (user-info, masked query values, fragment),
+    raw and percent-decoded: the strings that must never be printed."""
+    if not _has_authority(uri):
+        return []
     parts = urlsplit(uri)
-    secrets = [parts.password or "", parts.username or ""] if "@" in parts.netloc else []
+    found: list[str] = []
+    if "@" in parts.netloc:
+        userinfo = parts.netloc.rsplit("@", 1)[0]
+        found += [userinfo, *userinfo.split(":", 1)]
     for pair in parts.query.split("&"):
         name, _, value = pair.partition("=")
-        if _SECRET_PARAMS.match(unquote_plus(name)):
-            secrets += [value, unquote_plus(value)]
-    for secret in sorted(filter(None, set(secrets)), key=len, reverse=True):
-        text = text.replace(secret, "***")
+        if unquote_plus(name).lower() not in HARMLESS_PARAMS:
+            found.append(value)
+    if parts.fragment:
+        found.append(parts.fragment)
+    return sorted({v for raw in found for v in (raw, unquote_plus(raw), unquote(raw)) if v},
+                  key=len, reverse=True)
+
+
+def scrub(text: str, uri: str = "", extra: Iterable[str] = ()) -> str:
+    """``text`` (a transport's error message, a log line) with no secret left in it.
+
+    Every URL in it is redacted; then each secret of ``uri`` and each string in
+    ``extra`` is masked wherever it still appears, raw or percent-decoded
+    (libraries quote URLs in their own ways: requests shows the path and query
+    alone).
+    """
+    text = _URL_IN_TEXT.sub(lambda m: redact(m.group(0)), text.replace(uri, redact(uri))
+                            if uri else text)
+    for secret in sorted({*secrets_of(uri), *extra}, key=len, reverse=True):
+        if len(secret) >= MIN_SECRET_CHARS:
+            text = text.replace(secret, "***")
     return text
+
+
+# Shorter strings would mask ordinary words (a query value "1" is no secret worth hiding).
+MIN_SECRET_CHARS = 4
+# Environment variables whose values are secrets (AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN,
+# AZURE_STORAGE_CONNECTION_STRING, ...); a value this short is no key, and masking it
+# would mask ordinary words.
+_SECRET_VARIABLES = re.compile(
+    r"SECRET|TOKEN|PASSWORD|PASSWD|CREDENTIAL|PRIVATE|CONNECTION_STRING|SIGNATURE",
+    re.IGNORECASE)
+MIN_ENV_SECRET_CHARS = 8
+
+
+def environment_secrets(environ: Mapping[str, str] | None = None) -> list[str]:
+    """Secrets the environment holds: what a library might echo in a debug log.
+
+    The values of variables named like secrets, and the user-info of every
+    URL-valued variable (``AWS_ENDPOINT_URL``, ``HTTPS_PROXY``, ...).
+    """
+    environ = os.environ if environ is None else environ
+    found: set[str] = set()
+    for name, value in environ.items():
+        if _SECRET_VARIABLES.search(name) and len(value) >= MIN_ENV_SECRET_CHARS:
+            found.add(value)
+        if "://" in value and "@" in value:
+            found.update(v for v in secrets_of(value.strip()) if len(v) >= MIN_SECRET_CHARS)
+    return sorted(found, key=len, reverse=True)
+
+
+# Characters no URL may hold raw (http.client refuses them: an internal error, not a hint).
+_RAW_IN_URL = re.compile(r"[\x00-\x20\x7f]")
+
+
+def uri_problem(uri: str) -> str | None:
+    """Why ``uri`` may not be used (a secret in it, a character a URL cannot hold), or None."""
+    problem = credential_problem(uri)
+    if problem:
+        return problem
+    if is_remote(uri) and _RAW_IN_URL.search(uri):
+        bad = _RAW_IN_URL.search(uri)
+        assert bad is not None
+        return (f"it holds {printable(repr(bad.group(0)))}, which a URL cannot hold as it is: "
+                "write a space as %20 (percent-encode the others)")
+    return None
+
+
+def ascii_url(uri: str) -> str:
+    """``uri`` with non-ASCII characters percent-encoded (as UTF-8), for urllib."""
+    return quote(uri, safe="".join(chr(c) for c in range(0x21, 0x7f)))
 
 
 def check_uri(uri: str) -> None:
     """Raise ConfigError if ``uri`` may not be used."""
-    problem = credential_problem(uri)
+    problem = uri_problem(uri)
     if problem:
         raise ConfigError(
             f"corpus URI {redact(uri)} is refused: {problem}",
@@ -110,7 +233,7 @@ def resolve_local(uri: str, base_dir: Path) -> Path | None:
 
         return Path(datapath(uri[len(GENSIM_TEST_SCHEME):]))
     if scheme == "file":
-        return Path(urlsplit(uri).path)
+        return Path(unquote(urlsplit(uri).path))  # file:///a%20b.txt names 'a b.txt
     if scheme:
         return None
     path = Path(os.path.expanduser(uri))
@@ -148,8 +271,15 @@ def command_line_uri(uri: str) -> str:
 
 
 def corpus_key(uri: str, base_dir: Path) -> str:
-    """What identifies a corpus across spellings: a local file's absolute path, else the
-    redacted URI (exclusions are matched on it)."""
+    """What identifies a corpus, however it is spelt: the same file named ``c.txt``,
+    ``./c.txt``, ``sub/../c.txt``, by its absolute path or as ``file://`` has one key.
+
+    A local file's key is its absolute, normalised path; a remote one's its redacted
+    URI. Keys are made of redacted text, so the URI a lineage records (redacted)
+    has the key of the URI it was read from.
+    """
+    if uri.startswith("model:"):
+        return uri
     local = resolve_local(uri, base_dir)
     if local is None:
         return redact(uri)

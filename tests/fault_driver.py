@@ -220,10 +220,10 @@ def _in_place_save_model(self: store.Staging, model: Any) -> None:
     root = self.path.parent
     manifest = store.Store(root).read_manifest()
     if manifest.current is None:
-        model.save(str(self.path / store.MODEL), sep_limit=0)
+        store.save_model(model, self.path / store.MODEL)
         return
     current = root / store.VERSIONS / manifest.current
-    model.save(str(current / store.MODEL), sep_limit=0)
+    store.save_model(model, current / store.MODEL)
     for path in current.glob(f"{store.MODEL}*"):
         os.link(path, self.path / path.name)
 

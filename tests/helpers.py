@@ -98,3 +98,10 @@ def http_server(handler: type[BaseHTTPRequestHandler] | None = None,
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+def version_model(store: Path, version: str) -> Any:
+    """A store version's model, verified and loaded as incw2v loads it (no pickle)."""
+    from incremental_w2v.store.store import Store
+
+    return Store(store).load_model(version)

@@ -128,8 +128,8 @@ def test_a_really_full_filesystem(tmp_path: Path) -> None:
         assert tree_hashes(store, SKIP | {".readers"}) == before and leftovers(store) == []
         (small / "filler").unlink()
 
-        # A corpus far more compressible than the estimate assumes passes the check, then
-        # really fills the disk while its working file is written.
+        # A corpus far more compressible than the estimate assumes passes the check; its
+        # working file then grows until the free space reaches the reserve, and stops there.
         lines = (workspace / "a.txt").read_text().splitlines(keepends=True)[:10]
         with gzip.open(workspace / "d.txt.gz", "wt") as handle:
             handle.write("".join(lines) * 500)
@@ -137,9 +137,67 @@ def test_a_really_full_filesystem(tmp_path: Path) -> None:
         full = run_subprocess("add-corpus", config, workspace / "d.txt.gz")
         assert full.returncode == 73, full.stderr
         assert "no space left while" in full.stderr and "free disk space" in full.stderr
+        assert "below the reserve" in full.stderr  # stopped by the watch, not by ENOSPC
         assert tree_hashes(store, SKIP | {".readers"}) == before
         assert leftovers(store) == []
         (small / "filler").unlink()
         again = run_subprocess("add-corpus", config, workspace / "d.txt.gz", "--json")
         assert again.returncode == 0, again.stderr
         assert check_store(store, {}) == []
+
+
+@pytest.mark.parametrize("source", ["pipe", "gzip-bomb"])
+def test_a_source_of_unknown_or_understated_size_stops_at_the_reserve(
+    tmp_path: Path, source: str
+) -> None:
+    """No size to check beforehand (a pipe that never ends), or a size that says nothing
+    (a gzip bomb: kilobytes that expand to far more than the disk): the working file grows
+    until the free space reaches the reserve, and the run stops there with 73."""
+    import os
+    import threading
+
+    workspace = tmp_path / "ws"
+    write_workspace(workspace, ())
+    with small_filesystem(tmp_path / "small", "24m") as small:
+        config = workspace / "config.yaml"
+        config.write_text(config.read_text().replace("store: store", f"store: {small}/store"))
+        assert run_subprocess("add-corpus", config).returncode == 0
+        store = small / "store"
+        before = tree_hashes(store, SKIP | {".readers"})
+        reserve = reserve_bytes(shutil.disk_usage(small).total)
+        text = (workspace / "a.txt").read_bytes()
+        stop = threading.Event()
+        if source == "pipe":
+            corpus = workspace / "endless.txt"
+            os.mkfifo(corpus)
+
+            def feed() -> None:
+                with contextlib.suppress(BrokenPipeError), open(corpus, "wb") as pipe:
+                    while not stop.is_set():
+                        pipe.write(text)
+
+            threading.Thread(target=feed, daemon=True).start()
+        else:
+            corpus = workspace / "bomb.txt.gz"
+            lines = b"".join(text.splitlines(keepends=True)[:10])  # within gzip's window
+            with gzip.open(corpus, "wb", compresslevel=9) as out:
+                for _ in range(3000):  # ~40 MB of text in a file of some tens of KB
+                    out.write(lines)
+        lowest = [shutil.disk_usage(small).free]
+
+        def watch() -> None:
+            while not stop.is_set():
+                lowest.append(shutil.disk_usage(small).free)
+
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        try:
+            run = run_subprocess("add-corpus", config, corpus)
+        finally:
+            stop.set()
+            watcher.join()
+        assert run.returncode == 73, run.stderr
+        assert "below the reserve" in run.stderr and "free disk space" in run.stderr
+        assert min(lowest) > reserve // 2  # the reserve was kept, not eaten
+        assert tree_hashes(store, SKIP | {".readers"}) == before
+        assert leftovers(store) == []

@@ -225,3 +225,33 @@ def test_s3_source_through_add_corpus(folder: Path, cli: Callable[..., Result],
     assert result.code == 66, result.err
     everything = result.out + result.err + json.dumps(manifest(folder))
     assert SECRET not in everything
+
+
+# An update whose reader imports part of gensim on the main thread while the parent model
+# (and gensim) load in the background thread: a fresh process, so nothing is imported yet.
+# One worker tokenises inline, which starts the thread before the first record is read.
+@pytest.mark.parametrize(("entry", "workers"), [
+    ("{uri: enwiki.xml.bz2, format: wikipedia}", 1),
+    ("{uri: enwiki.xml.bz2, format: wikipedia}", 2),
+    ("{uri: enwiki.xml.bz2, format: {type: wikipedia, unit: paragraph}}", 1),
+    ("{uri: news.txt, tokenize: {deaccent: true}}", 1),  # gensim.utils.deaccent
+])
+def test_a_dump_queued_as_an_update_in_a_fresh_process(
+    tmp_path: Path, entry: str, workers: int
+) -> None:
+    from helpers import run_subprocess
+
+    (tmp_path / "enwiki.xml.bz2").write_bytes(Path(datapath(ENWIKI)).read_bytes())
+    (tmp_path / "base.txt").write_text("".join(lee_lines()[:150]), encoding="utf-8")
+    (tmp_path / "news.txt").write_text("".join(lee_lines()[150:]), encoding="utf-8")
+    model = SMALL_MODEL.strip().replace("workers: 2", f"workers: {workers}")
+    head = f"store: store\n{model}\nbase: {{corpus: base.txt}}\n"
+    (tmp_path / "base.yaml").write_text(head)
+    (tmp_path / "config.yaml").write_text(head + f"queue:\n  - {entry}\n")
+    base = run_subprocess("add-corpus", tmp_path / "base.yaml")
+    assert base.returncode == 0, base.stderr
+    update = run_subprocess("add-corpus", tmp_path / "config.yaml", "--json")
+    assert update.returncode == 0, update.stderr
+    applied = json.loads(update.stdout)["applied"]
+    assert [(a["version"], a["kind"]) for a in applied] == [("v0002", "update")]
+    assert applied[0]["words_added"] > 0

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from gensim.models import FastText, Word2Vec
 
-from helpers import Result
+from helpers import Result, version_model
 from incremental_w2v.config.schema import ModelParams, UpdateSettings
 from incremental_w2v.train.ledger import Ledger, count_tokens
 from incremental_w2v.train.model import apply_update, freeze_old_words, train_base
@@ -24,7 +24,9 @@ from test_training import tokens_of
 
 
 def load(config: Path, version: str, cls: type[Word2Vec] = Word2Vec) -> Word2Vec:
-    return cls.load(str(config.parent / "store" / "versions" / version / "model"))
+    model = version_model(config.parent / "store", version)
+    assert isinstance(model, cls)
+    return model
 
 
 def history(cli: Callable[..., Result], config: Path) -> list[dict[str, Any]]:
@@ -510,13 +512,24 @@ def test_existing_fasttext_model_as_base(
 # -- config ----------------------------------------------------------------------------
 
 
+def test_an_old_sentence_buffer_size_is_read_as_tokens_with_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from incremental_w2v.config.schema import TOKENS_PER_SENTENCE, parse_config
+
+    with caplog.at_level(logging.WARNING):
+        config = parse_config("store: s\nbase: {corpus: a}\nrehearsal: {buffer_size: 50}\n")
+    assert config.rehearsal.buffer_tokens == 50 * TOKENS_PER_SENTENCE
+    assert "rehearsal.buffer_size is deprecated" in caplog.text
+
+
 @pytest.mark.parametrize(
     ("body", "fragment"),
     [
         ("rehearsal: {shar: 0.2}\n", "rehearsal.shar (line 3): unknown key"),
         ("rehearsal: {share: -1}\n", "rehearsal.share (line 3)"),
         ("rehearsal: {buffer_tokens: -5}\n", "rehearsal.buffer_tokens (line 3)"),
-        ("rehearsal: {buffer_size: 50000}\n", "buffer_size (sentences) was replaced by"),
+        ("rehearsal: {buffer_size: 5, buffer_tokens: 9}\n", "give buffer_tokens only"),
         ("update: {alpha_decay: 1.5}\n", "update.alpha_decay (line 3)"),
         ("update: {freeze_epochs: -1}\n", "update.freeze_epochs (line 3)"),
         ("ledger: {max_size: 0}\n", "ledger.max_size (line 3)"),

@@ -40,7 +40,7 @@ def test_noop_does_not_load_the_model(
     assert res.json()["applied"] == [] and res.json()["current"] == "v0003"
     # Counter-check: a run that has to load the model notices the damage.
     extra = tmp_path / "d.txt"
-    extra.write_text(corpora["a"].read_text())
+    extra.write_text("".join(reversed(corpora["a"].read_text().splitlines(keepends=True))))
     res = cli("add-corpus", config, str(extra))
     assert res.code == 65 and "does not match its recorded sha256" in res.err
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from faults import check_store, leftovers, tree_hashes
-from helpers import ROOT, Result, run_subprocess, s3_credentials
+from helpers import ROOT, Result, run_subprocess, s3_credentials, version_model
 from incremental_w2v.errors import DataError
 from test_crash_sweep import TINY_MODEL, write_workspace
 
@@ -45,17 +45,15 @@ def test_yaml_is_only_read_through_the_safe_loader() -> None:
     assert "yaml.compose(text, Loader=yaml.SafeLoader)" in sources()["config/strict_yaml.py"]
 
 
-def test_every_unpickling_call_is_guarded() -> None:
-    """Each place that unpickles is preceded, in its function, by a hash check or the scan."""
-    loads = re.compile(r"(SaveLoad|Word2Vec|KeyedVectors|FastText|cls|pickle)\.loads?\(")
-    guards = ("check_pickle(path)",)
-    found = []
-    for name, text in sources().items():
-        for match in loads.finditer(text):
-            body = text[text.rfind("def ", 0, match.start()): match.start()]
-            found.append(name)
-            assert any(g in body for g in guards), f"{name}: unguarded {match.group(0)}"
-    assert sorted(found) == ["train/versions.py", "vectors/io.py", "vectors/model_file.py"]
+def test_nothing_is_unpickled_but_through_the_restricted_machine() -> None:
+    """No module hands a file to pickle, to gensim's loaders or to numpy with allow_pickle;
+    the one unpickler is safe_pickle's, which checks every opcode that resolves or calls."""
+    forbidden = re.compile(
+        r"(SaveLoad|Word2Vec|KeyedVectors|FastText|cls|pickle|utils)\.(loads?|unpickle)\(|"
+        r"\bunpickle\(fname|allow_pickle=True|\bpickle\.Unpickler\(")
+    offenders = {name for name, text in sources().items() if forbidden.search(text)}
+    assert offenders == set()
+    assert "_Restricted(handle).load()" in sources()["vectors/safe_pickle.py"]
 
 
 def test_a_hostile_base_model_is_never_unpickled(
@@ -101,10 +99,13 @@ def test_a_real_gensim_model_passes_the_scan(tmp_path: Path, cli: Callable[..., 
     assert result.code == 0, result.err
 
 
+@pytest.mark.parametrize("model_format", [None, 1])
 def test_a_hostile_pickle_with_a_forged_hash_is_still_refused(
-    tmp_path: Path, cli: Callable[..., Result], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, cli: Callable[..., Result], model_format: int | None
 ) -> None:
-    """Someone who can rewrite meta.json can make the hash match; the scan still stops it."""
+    """Someone who can rewrite meta.json can make the hash match, and even say the model is
+    a pickle (format 1): a version's model is JSON, and a pickle goes through the restricted
+    machine; either way nothing runs."""
     import hashlib
 
     folder = tmp_path / "ws"
@@ -115,12 +116,18 @@ def test_a_hostile_pickle_with_a_forged_hash_is_still_refused(
     evil = pickle.dumps(Evil(marker))
     (version / "model").write_bytes(evil)
     meta = json.loads((version / "meta.json").read_text())
+    assert meta["model_format"] == 2
     meta["files"]["model"] = hashlib.sha256(evil).hexdigest()
+    if model_format is not None:
+        meta["model_format"] = model_format
     (version / "meta.json").write_text(json.dumps(meta))
     result = cli("export", folder / "config.yaml", "--format", "word2vec-text",
                  "--output", tmp_path / "out.txt")
     assert result.code == 65, result.err
-    assert "could run code" in result.err
+    if model_format == 1:
+        assert "could run code" in result.err and "posix.system" in result.err
+    else:
+        assert "is not a model saved by incw2v" in result.err
     assert not marker.exists()
 
 
@@ -144,7 +151,6 @@ def everything_under(folder: Path) -> bytes:
 def test_secrets_in_the_environment_never_leak(
     tmp_path: Path, s3_with_secret: tuple[str, object], cli: Callable[..., Result]
 ) -> None:
-    from gensim.models import Word2Vec
 
     endpoint, client = s3_with_secret
     folder = tmp_path / "ws"
@@ -166,7 +172,7 @@ def test_secrets_in_the_environment_never_leak(
     assert "s3://dumps/2024/missing.txt" in outputs[3]  # the failing run did report
     store = folder / "store"
     assert json.loads(outputs[0])["current"] == "v0002"
-    model = Word2Vec.load(str(store / "versions" / "v0002" / "model"))
+    model = version_model(store, "v0002")
     events = json.dumps(model.lifecycle_events, default=str)
     haystack = "\n".join(outputs) + events
     assert SECRET not in haystack

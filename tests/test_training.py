@@ -11,7 +11,7 @@ from gensim.models import Doc2Vec, Word2Vec
 from gensim.models.doc2vec import TaggedDocument
 from gensim.utils import simple_preprocess
 
-from helpers import Result, lee_lines
+from helpers import Result, lee_lines, version_model
 
 
 def tokens_of(path: Path) -> list[list[str]]:
@@ -23,7 +23,7 @@ def test_lineage_vocabulary_equals_full_build(
 ) -> None:
     config = make_config(corpora["a"], [corpora["b"], corpora["c"]])
     assert cli("add-corpus", config).code == 0
-    lineage = Word2Vec.load(str(config.parent / "store" / "versions" / "v0003" / "model"))
+    lineage = version_model(config.parent / "store", "v0003")
 
     sentences = [s for name in "abc" for s in tokens_of(corpora[name])]
     full = Word2Vec(vector_size=16, min_count=3, sample=1e-3, negative=3, workers=1)
@@ -55,7 +55,7 @@ def test_plain_gensim_update_loses_words_the_ledger_keeps(
         naive.build_vocab(part, update=True)
     config = make_config(corpora["a"], [corpora["b"], corpora["c"]])
     assert cli("add-corpus", config).code == 0
-    ours = Word2Vec.load(str(config.parent / "store" / "versions" / "v0003" / "model"))
+    ours = version_model(config.parent / "store", "v0003")
     assert len(ours.wv) > len(naive.wv)
     assert set(naive.wv.index_to_key) <= set(ours.wv.index_to_key)
 
@@ -76,9 +76,9 @@ def test_word_three_times_per_corpus_enters_after_the_second(
     config.write_text(config.read_text().replace("min_count: 3", "min_count: 5"))
     assert cli("add-corpus", config).code == 0
     versions = config.parent / "store" / "versions"
-    v1 = Word2Vec.load(str(versions / "v0001" / "model"))
-    v2 = Word2Vec.load(str(versions / "v0002" / "model"))
-    v3 = Word2Vec.load(str(versions / "v0003" / "model"))
+    v1 = version_model(versions.parent, "v0001")
+    v2 = version_model(versions.parent, "v0002")
+    v3 = version_model(versions.parent, "v0003")
     assert "zyzzyva" not in v1.wv
     assert v2.wv.get_vecattr("zyzzyva", "count") == 6
     assert v3.wv.get_vecattr("zyzzyva", "count") == 9
@@ -96,7 +96,7 @@ def test_update_restores_alpha_and_epochs(
     config.write_text(config.read_text().replace(
         "update:\n  epochs: 2", "update:\n  epochs: 3\n  alpha: 0.01\n  min_alpha: 0.001"))
     assert cli("add-corpus", config).code == 0
-    model = Word2Vec.load(str(config.parent / "store" / "versions" / "v0002" / "model"))
+    model = version_model(config.parent / "store", "v0002")
     assert (model.alpha, model.min_alpha, model.epochs) == (0.025, 0.0001, 2)
     row = cli("history", config, "--json").json()[1]
     assert row["update_params"]["epochs"] == 3 and row["update_params"]["alpha"] == 0.01
@@ -122,7 +122,7 @@ def test_existing_full_model_as_base(
     assert result.code == 0, result.err
     out = result.json()
     assert [a["kind"] for a in out["applied"]] == ["import", "update"]
-    updated = Word2Vec.load(str(tmp_path / "store-import" / "versions" / "v0002" / "model"))
+    updated = version_model(tmp_path / "store-import", "v0002")
     assert len(updated.wv) > len(base.wv)
     word = base.wv.index_to_key[0]
     assert updated.wv.get_vecattr(word, "count") > base.wv.get_vecattr(word, "count")

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from gensim.models import KeyedVectors, Word2Vec
 
-from helpers import Result
+from helpers import Result, version_model
 
 
 def manifest(store: Path) -> dict:
@@ -232,7 +232,7 @@ def test_export_loads_back_with_gensim(
     out = tmp_path / "exported"
     result = cli("export", config, "--format", fmt, "--output", out)
     assert result.code == 0, result.err
-    reference = Word2Vec.load(str(tmp_store(config) / "versions" / "v0002" / "model")).wv
+    reference = version_model(tmp_store(config), "v0002").wv
     if fmt == "word2vec-text":
         kv = KeyedVectors.load_word2vec_format(str(out), binary=False)
     elif fmt == "word2vec-binary":
@@ -265,7 +265,7 @@ def test_export_older_version_and_bad_output(
     out = tmp_path / "v1.txt"
     assert cli("export", config, "--format", "word2vec-text", "--output", out,
                "--version", "v0001").code == 0
-    v1 = Word2Vec.load(str(tmp_store(config) / "versions" / "v0001" / "model")).wv
+    v1 = version_model(tmp_store(config), "v0001").wv
     assert len(KeyedVectors.load_word2vec_format(str(out))) == len(v1)
     bad = cli("export", config, "--format", "word2vec-text", "--output",
               tmp_path / "no" / "such" / "dir" / "x.txt")

@@ -11,7 +11,8 @@ import numpy as np
 from gensim.models import KeyedVectors
 
 from incremental_w2v.align.mapping import I64, AlignOptions
-from incremental_w2v.errors import DataError, InputMissingError, UsageError
+from incremental_w2v.errors import DataError, UsageError
+from incremental_w2v.ingest.small_files import read_lines
 from incremental_w2v.vectors.io import LoadedVectors
 
 logger = logging.getLogger(__name__)
@@ -104,31 +105,20 @@ def read_pair_file(path: Path) -> list[tuple[int, str, str]]:
     One pair per line, two fields separated by white space; blank lines and
     lines starting with '#' are skipped. Raises DataError naming the line.
     """
-    if not path.exists():
-        raise InputMissingError(f"anchor file {path} does not exist", hint="check --anchors")
-    if path.is_dir():
-        raise DataError(f"anchor file {path} is a folder", hint="give the pair file inside it")
     pairs = []
-    with path.open("rb") as handle:
-        for number, raw in enumerate(handle, start=1):
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise DataError(
-                    f"{path}:{number}: not valid UTF-8 (byte {exc.start} of the line)",
-                    hint="save the pair file as UTF-8",
-                ) from None
-            text = line.strip()
-            if not text or text.startswith("#"):
-                continue
-            fields = text.split()
-            if len(fields) != 2:
-                raise DataError(
-                    f"{path}:{number}: expected 'SOURCE_WORD TARGET_WORD', found "
-                    f"{len(fields)} field(s): {text[:80]!r}",
-                    hint="write one pair per line, the two words separated by a space or tab",
-                )
-            pairs.append((number, fields[0], fields[1]))
+    for number, line in enumerate(read_lines(path, "anchor file", hint="check --anchors"),
+                                  start=1):
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        fields = text.split()
+        if len(fields) != 2:
+            raise DataError(
+                f"{path}:{number}: expected 'SOURCE_WORD TARGET_WORD', found "
+                f"{len(fields)} field(s): {text[:80]!r}",
+                hint="write one pair per line, the two words separated by a space or tab",
+            )
+        pairs.append((number, fields[0], fields[1]))
     if not pairs:
         raise DataError(f"{path}: contains no pairs", hint="write 'source_word target_word' lines")
     return pairs

@@ -65,8 +65,12 @@ class AlignOptions:
                 f"--holdout {self.holdout} is outside [0, 1)",
                 hint="give the fraction of anchors kept for testing, e.g. 0.1",
             )
-        if self.refine < 0 or self.csls_k < 1 or self.search_size < 1 or self.refine_size < 1:
-            raise UsageError("--refine must be >= 0 (and the search sizes >= 1)")
+        if not 0 <= self.refine <= 100 or self.csls_k < 1 or self.search_size < 1 or (
+            self.refine_size < 1
+        ):
+            raise UsageError("--refine must be in 0..100 (and the search sizes >= 1)")
+        if not 0 <= self.seed < 2**32:
+            raise UsageError(f"--seed {self.seed} is outside 0..{2**32 - 1}")
         if self.min_count is not None and self.min_count < 1:
             raise UsageError("--anchor-min-count must be >= 1")
 

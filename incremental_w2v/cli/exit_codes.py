@@ -11,6 +11,7 @@ from incremental_w2v.errors import (
     LockedError,
     OutputError,
     StoreIOError,
+    TrainingError,
     UsageError,
 )
 
@@ -24,7 +25,9 @@ EX_CANTCREAT = 73
 EX_IOERR = 74
 EX_TEMPFAIL = 75
 EX_CONFIG = 78
+EX_HANGUP = 129  # 128 + SIGHUP: stopped cleanly
 EX_INTERRUPTED = 130
+EX_TERMINATED = 143  # 128 + SIGTERM: stopped cleanly
 
 EXIT_CODES: dict[type[IncW2VError], int] = {
     UsageError: EX_USAGE,
@@ -35,6 +38,7 @@ EXIT_CODES: dict[type[IncW2VError], int] = {
     LockedError: EX_TEMPFAIL,
     ConfigError: EX_CONFIG,
     GateFailedError: EX_GATE,
+    TrainingError: EX_SOFTWARE,
 }
 
 MEANINGS: dict[int, str] = {
@@ -48,7 +52,9 @@ MEANINGS: dict[int, str] = {
     EX_IOERR: "I/O error",
     EX_TEMPFAIL: "another run holds the lock",
     EX_CONFIG: "configuration error",
+    EX_HANGUP: "stopped by SIGHUP",
     EX_INTERRUPTED: "interrupted",
+    EX_TERMINATED: "stopped by SIGTERM",
 }
 
 

@@ -13,9 +13,13 @@ import atexit
 import json
 import logging
 import os
+import signal
 import sys
+import threading
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import PurePath
 from typing import Any
 
 from incremental_w2v.cli import render
@@ -33,6 +37,13 @@ from incremental_w2v.config.schema import Config
 from incremental_w2v.errors import GateFailedError, IncW2VError, OutputError
 from incremental_w2v.fsutil import os_error
 from incremental_w2v.lineage import Lineage, align, init, merge
+from incremental_w2v.uris import (
+    MIN_SECRET_CHARS,
+    environment_secrets,
+    printable,
+    scrub,
+    secrets_of,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +51,59 @@ logger = logging.getLogger(__name__)
 def _not_a_summary(record: logging.LogRecord) -> bool:
     # The summary goes to stdout; on stderr it would be said twice.
     return not getattr(record, "summary", False)
+
+
+class Sanitizer(logging.Filter):
+    """Every record the CLI's handlers write: names escaped, no secret left.
+
+    The values a message is formatted with (names from configs, folders and
+    archives; URIs; words) are escaped one by one with ``uris.printable``, so
+    none can forge a log line; then every URL in the text is redacted and every
+    known secret (of the config's URIs, and of the environment: a library such
+    as botocore may log its endpoint or proxy with credentials at debug level)
+    is masked. The records of libraries pass through it too.
+    """
+
+    def __init__(self, secrets: list[str]) -> None:
+        super().__init__()
+        self.secrets = secrets
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "_incw2v_clean", False):
+            return True
+        if record.args and not getattr(record, "summary", False):  # a summary is rendered
+            if isinstance(record.args, dict):  # logging's "%(name)s" form
+                record.args = {k: _escaped(v) for k, v in record.args.items()}
+            else:
+                record.args = tuple(_escaped(a) for a in record.args)
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):  # a library's malformed format: show it as it is
+            message = f"{record.msg} {record.args}"
+        record.msg, record.args = self.clean(message), None
+        record._incw2v_clean = True  # the file handler sees the same record
+        return True
+
+    def clean(self, text: str) -> str:
+        return render.safe(scrub(text, extra=self.secrets))
+
+
+def _escaped(value: Any) -> Any:
+    if isinstance(value, (str, PurePath)):
+        return printable(str(value))
+    return value
+
+
+def secrets_to_hide(config: Config | None, uris: Sequence[str] = ()) -> list[str]:
+    """What no output may show: the environment's secrets and those of every URI given."""
+    given = list(uris)
+    if config is not None:
+        given += [e.uri for e in config.queue]
+        given += [v for v in (config.base.corpus, config.sources.s3_endpoint_url) if v]
+    found = set(environment_secrets())
+    for uri in given:
+        found.update(v for v in secrets_of(uri) if len(v) >= MIN_SECRET_CHARS)
+    return sorted(found, key=len, reverse=True)
 
 
 def setup_logging(args: argparse.Namespace, config: Config | None) -> None:
@@ -57,9 +121,11 @@ def setup_logging(args: argparse.Namespace, config: Config | None) -> None:
             logging.Formatter("%(asctime)s %(process)d %(name)s %(levelname)s %(message)s")
         )
         handlers.append(file_handler)
+    sanitizer = Sanitizer(secrets_to_hide(config, _given_uris(args)))
     for handler in handlers:
         handler._incw2v = True  # type: ignore[attr-defined]
         handler.setLevel(level)
+        handler.addFilter(sanitizer)
         root.addHandler(handler)
     root.setLevel(logging.DEBUG)
     logging.getLogger("incremental_w2v").setLevel(level)
@@ -146,39 +212,90 @@ def _run(args: argparse.Namespace) -> int:
     return EX_OK
 
 
+def _given_uris(args: argparse.Namespace) -> list[str]:
+    return [*getattr(args, "uris", []), *(str(getattr(args, k)) for k in ("source", "target")
+                                          if getattr(args, k, None))]
+
+
+def _say(args: argparse.Namespace, text: str) -> None:
+    """An error on stderr (with the traceback under --debug): escaped, and no secret in it."""
+    root = logging.getLogger()
+    sanitizer = next((f for h in root.handlers if getattr(h, "_incw2v", False)
+                      for f in h.filters if isinstance(f, Sanitizer)), None)
+    clean = sanitizer.clean if sanitizer is not None else Sanitizer(
+        secrets_to_hide(None, _given_uris(args))).clean
+    if args.debug:
+        print(clean(traceback.format_exc()), file=sys.stderr)
+    print(clean(text), file=sys.stderr)
+
+
+class Stopped(KeyboardInterrupt):
+    """SIGTERM or SIGHUP: unwinds like Ctrl-C, so every clean-up on the way runs."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+# A service manager stops with SIGTERM, a closed terminal sends SIGHUP: both stop the run
+# as Ctrl-C does (the working files and staging folder are removed on the way out).
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
+@contextmanager
+def stop_on_signals() -> Iterator[None]:
+    """While open (on the main thread), SIGTERM and SIGHUP raise :class:`Stopped`."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    fired: list[int] = []
+
+    def stop(signum: int, frame: object) -> None:
+        if fired:  # a second signal must not cut the clean-up of the first short
+            return
+        fired.append(signum)
+        raise Stopped(signum)
+
+    previous = {signum: signal.signal(signum, stop) for signum in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     setup_logging(args, None)
+    with stop_on_signals():
+        return _main(args)
+
+
+def _main(args: argparse.Namespace) -> int:
     try:
         return _run(args)
+    except Stopped as exc:
+        name = signal.Signals(exc.signum).name
+        print(f"incw2v: stopped by {name}; committed versions are intact and this run's "
+              "working files were removed", file=sys.stderr)
+        return 128 + exc.signum
     except IncW2VError as exc:
-        if args.debug:
-            traceback.print_exc()
-        print(f"incw2v: error: {exc}", file=sys.stderr)
+        _say(args, f"incw2v: error: {render.error(exc)}")
         return exit_code(exc)
     except ModuleNotFoundError as exc:  # every need is checked up front; this is the net
-        if args.debug:
-            traceback.print_exc()
-        print(f"incw2v: error: {missing_module(exc)}", file=sys.stderr)
+        _say(args, f"incw2v: error: {render.error(missing_module(exc))}")
         return exit_code(missing_module(exc))
     except KeyboardInterrupt:
         print("incw2v: interrupted; committed versions are intact", file=sys.stderr)
         return EX_INTERRUPTED
     except OSError as exc:  # one the library did not expect; still say what kind it is
-        if args.debug:
-            traceback.print_exc()
         error = os_error(exc, f"running {args.command}")
-        print(f"incw2v: error: {error}", file=sys.stderr)
+        _say(args, f"incw2v: error: {error}")
         return EX_CANTCREAT if isinstance(error, OutputError) else EX_IOERR
     except Exception as exc:  # a bug: say so plainly, keep the traceback for --debug
-        if args.debug:
-            traceback.print_exc()
-        print(
-            f"incw2v: internal error: {type(exc).__name__}: {exc}\n"
-            "  hint: re-run with --debug for the traceback and report it",
-            file=sys.stderr,
-        )
+        _say(args, f"incw2v: internal error: {type(exc).__name__}: {printable(str(exc))}\n"
+             "  hint: re-run with --debug for the traceback and report it")
         return EX_SOFTWARE
 
 

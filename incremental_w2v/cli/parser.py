@@ -7,7 +7,9 @@ Options that several commands share (``--json``, ``--wait``, ``--debug``,
 from __future__ import annotations
 
 import argparse
+import math
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -23,6 +25,35 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)
         self.exit(EX_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def _seconds(text: str) -> float:
+    """``--wait``: a finite number of seconds, 0 or more."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a number of seconds >= 0 (0 fails at once if the store is locked)")
+    return value
+
+
+def _bounded_int(low: int, high: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{value} is outside {low}..{high}")
+        return value
+
+    return parse
+
+
+def _choices_help(choices: dict[str, str]) -> str:
+    return "; ".join(f"{name}: {text}" for name, text in choices.items())
 
 
 def _flag(parent: _Parser, *names: str, **kw: Any) -> _Parser:
@@ -51,7 +82,7 @@ def _parents() -> dict[str, _Parser]:
         "common": common,
         "json": _flag(_Parser(add_help=False), "--json", action="store_true",
                       help="print JSON for machines instead of text"),
-        "wait": _flag(_Parser(add_help=False), "--wait", type=float, default=0.0,
+        "wait": _flag(_Parser(add_help=False), "--wait", type=_seconds, default=0.0,
                       metavar="SECONDS",
                       help="wait up to SECONDS for another run's lock (default: fail at once "
                       "with exit code 75)"),
@@ -204,13 +235,14 @@ def _vector_commands(sub: Any, parents: dict[str, _Parser]) -> None:
         p.add_argument("--anchor-band", type=_band, metavar="FROM:TO",
                        help="shared words ranked by frequency (counts when known, else file "
                        "order; the rarer side counts) used as anchors (default 0:10000)")
-        p.add_argument("--anchor-min-count", type=int, metavar="N",
+        p.add_argument("--anchor-min-count", type=_bounded_int(1, 2**62), metavar="N",
                        help="anchors must occur at least N times in both models (needs counts)")
         p.add_argument("--holdout", type=float, default=0.1, metavar="FRACTION",
                        help="fraction of anchors never used for fitting, to measure the map "
                        "(default 0.1)")
         p.add_argument("--center", action="store_true",
                        help="mean-centre the anchor vectors before fitting")
-        p.add_argument("--refine", type=int, default=0, metavar="N",
+        p.add_argument("--refine", type=_bounded_int(0, 100), default=0, metavar="N",
                        help="re-fit N times on CSLS mutual nearest neighbours (as in MUSE)")
-        p.add_argument("--seed", type=int, default=1, help="seed of the held-out split")
+        p.add_argument("--seed", type=_bounded_int(0, 2**32 - 1), default=1,
+                       help="seed of the held-out split")

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from incremental_w2v.errors import IncW2VError
 from incremental_w2v.quality.summary import quality_line
+from incremental_w2v.uris import printable
 
 if TYPE_CHECKING:  # the results' modules import gensim; rendering needs only their fields
     from incremental_w2v.align.commands import AlignResult
@@ -31,23 +33,42 @@ if TYPE_CHECKING:  # the results' modules import gensim; rendering needs only th
     from incremental_w2v.train.rebuild import Rebuilt
 
 
+def error(exc: IncW2VError) -> str:
+    """An error as the CLI prints it: the message, each problem, the hint; each escaped
+    on its own (its own lines are the only line breaks)."""
+    problems: list[str] = getattr(exc, "problems", [])
+    head = getattr(exc, "headline", exc.message) if problems else exc.message
+    lines = [safe(head), *(f"  - {printable(p)}" for p in problems)]
+    if exc.hint:
+        lines.append(f"  hint: {printable(exc.hint)}")
+    return "\n".join(lines)
+
+
+def safe(text: str) -> str:
+    """One of our messages, which may span lines (a YAML snippet): no control character
+    but its line breaks, and its later lines indented so none passes for a line of ours."""
+    lines = [printable(line) for line in text.split("\n")]
+    return "\n".join([lines[0], *(f"  {ln}" if ln and not ln[:1].isspace() else ln
+                                   for ln in lines[1:])])
+
+
 def num(v: Any) -> str:
     return "n/a" if v is None else f"{v:.4f}"
 
 
 def validated(result: Validated) -> str:
     where = f"; publishes to {', '.join(result.publish)}" if result.publish else ""
-    return (f"{result.config}: OK (store {result.store}, {result.queue} queue entries{where}; "
-            "every module it needs is installed)")
+    return (f"{printable(result.config)}: OK (store {printable(result.store)}, "
+            f"{result.queue} queue entries{where}; every module it needs is installed)")
 
 
 def initialised(result: Initialised) -> str:
-    return (f"wrote {result.config}: a starter config (REQUIRED keys marked); edit it, then "
-            f"'incw2v validate {result.config}'")
+    return (f"wrote {printable(result.config)}: a starter config (REQUIRED keys marked); edit "
+            f"it, then 'incw2v validate {printable(result.config)}'")
 
 
 def _published(targets: list[str]) -> list[str]:
-    return [f"published to {', '.join(targets)}"] if targets else []
+    return [f"published to {', '.join(printable(t) for t in targets)}"] if targets else []
 
 
 def added(result: AddResult) -> str:
@@ -58,7 +79,7 @@ def added(result: AddResult) -> str:
         lines = [f"applied {len(result.applied)} corpus(es); current version {result.current}"]
     for a in result.applied:
         parent = f" on {a['parent']}" if a.get("parent") else ""
-        lines.append(f"  {a['version']} {a['kind']}{parent} ({a['name']}): vocabulary "
+        lines.append(f"  {a['version']} {a['kind']}{parent} ({printable(a['name'])}): vocabulary "
                      f"{a['vocab_size']} (+{a['words_added']}); "
                      + quality_line(a.get("scores") or {}, a.get("parent_scores"),
                                     a.get("drift_vs_parent")))
@@ -69,7 +90,7 @@ def added(result: AddResult) -> str:
 
 
 def status(result: Status) -> str:
-    pending = ", ".join(p["name"] for p in result.pending) or "none"
+    pending = ", ".join(printable(p["name"]) for p in result.pending) or "none"
     lines = [f"current: {result.current or 'none'} (vocabulary {result.vocab_size}, "
              f"{result.versions} versions); pending: {pending}"]
     if result.candidates:
@@ -77,7 +98,7 @@ def status(result: Status) -> str:
     for x in result.excluded:
         held = "; the current version holds it" if x["in_current"] else ""
         why = f" ({x['reason']})" if x["reason"] else ""
-        lines.append(f"excluded: {x['uri']}{why}, since {x['at']}{held}")
+        lines.append(f"excluded: {printable(x['uri'])}{printable(why)}, since {x['at']}{held}")
     if result.pruned:
         lines.append(f"pruned (record only): {', '.join(result.pruned)}")
     for p in result.problems:
@@ -89,7 +110,7 @@ def status(result: Status) -> str:
 
 def _what(row: VersionRow) -> str:
     if row.added:
-        return "+" + ", ".join(row.added)
+        return "+" + ", ".join(printable(a) for a in row.added)
     # A rebuild adds no corpus: it retrains on all of its parent's.
     return f"all {len(row.corpora)} corpora of {row.parent}" if row.parent else ""
 
@@ -154,11 +175,12 @@ def published(result: Published) -> str:
 
 def rejected(result: Rejected) -> str:
     return (f"rejected {result.version}; later runs skip "
-            f"{', '.join(result.skipped_from_now_on) or 'nothing'}")
+            f"{', '.join(map(printable, result.skipped_from_now_on)) or 'nothing'}")
 
 
 def exported(result: Exported) -> str:
-    return f"exported {result.version} as {result.format}: {', '.join(result.files)}"
+    return (f"exported {result.version} as {result.format}: "
+            f"{', '.join(map(printable, result.files))}")
 
 
 def pruned(result: Pruned) -> str:
@@ -192,7 +214,8 @@ def compared(result: Comparison) -> str:
 
 def comparison(info: dict[str, Any]) -> str:
     voc = info["vocab"]
-    lines = [f"A = {info['a']}, B = {info['b']}", "", f"{'metric':<14}{'A':>8}{'B':>8}"]
+    lines = [f"A = {printable(info['a'])}, B = {printable(info['b'])}", "",
+             f"{'metric':<14}{'A':>8}{'B':>8}"]
     for name, s in info["scores"].items():
         lines.append(f"{name:<14}{num(s['a']):>8}{num(s['b']):>8}   coverage "
                      f"{num(s['coverage_a'])} / {num(s['coverage_b'])}")
@@ -202,7 +225,8 @@ def comparison(info: dict[str, Any]) -> str:
         f"added {voc['added']}, removed {voc['removed']}",
     ]
     if voc.get("added_top"):
-        lines.append(f"  most frequent added: {', '.join(voc['added_top'][:10])}")
+        lines.append("  most frequent added: "
+                     + ", ".join(map(printable, voc["added_top"][:10])))
     lines += [
         f"anchors: {info['anchors']['source']} (mean cosine after mapping "
         f"{num(info['anchors']['mean_cosine'])})",
@@ -219,9 +243,10 @@ def comparison(info: dict[str, Any]) -> str:
     if info.get("moved"):
         lines += ["", "moved most (among the most frequent words):"]
         for m in info["moved"]:
-            lines.append(f"  {m['word']} (rank {m['rank']}, cosine {m['cosine']:.3f}): "
-                         f"gained {', '.join(m['gained'][:5]) or '-'}; "
-                         f"lost {', '.join(m['lost'][:5]) or '-'}")
+            lines.append(f"  {printable(m['word'])} (rank {m['rank']}, cosine "
+                         f"{m['cosine']:.3f}): "
+                         f"gained {', '.join(map(printable, m['gained'][:5])) or '-'}; "
+                         f"lost {', '.join(map(printable, m['lost'][:5])) or '-'}")
     return "\n".join(lines)
 
 
@@ -235,7 +260,8 @@ def rebuilt(result: Rebuilt) -> str:
 
 
 def reported(result: Reported) -> str:
-    return f"wrote {result.output} ({result.versions} versions, {result.plots} plots)"
+    return (f"wrote {printable(str(result.output))} ({result.versions} versions, "
+            f"{result.plots} plots)")
 
 
 def align_summary(result: AlignResult) -> str:
@@ -245,14 +271,15 @@ def align_summary(result: AlignResult) -> str:
     lines = []
     if result.command == "align":
         lines.append(
-            f"mapped {result.source_vocab} words of {result.source} into the space of "
-            f"{result.target} ({d['method']}, {anchors['fit']} anchors, "
+            f"mapped {result.source_vocab} words of {printable(result.source)} into the "
+            f"space of {printable(result.target)} ({d['method']}, {anchors['fit']} anchors, "
             f"{anchors['held_out']} held out)"
         )
     else:
         m = result.merge or {}
         lines.append(
-            f"merged {result.source} into {result.target}: {result.vocab_size} words "
+            f"merged {printable(result.source)} into {printable(result.target)}: "
+            f"{result.vocab_size} words "
             f"({m.get('shared', 0)} shared, {m.get('from_source', 0)} mapped from SOURCE; "
             f"{d['method']}, {anchors['fit']} anchors, {anchors['held_out']} held out)"
         )
@@ -266,5 +293,5 @@ def align_summary(result: AlignResult) -> str:
         )
     if d["warnings"]:
         lines.append(f"{len(d['warnings'])} warning(s), logged above and in the metadata")
-    lines.append(f"wrote {result.output} ({result.format})")
+    lines.append(f"wrote {printable(str(result.output))} ({result.format})")
     return "\n".join(lines)

@@ -7,6 +7,7 @@ line; unknown and duplicate keys are errors. Relative paths (``store``,
 
 from __future__ import annotations
 
+import logging
 import os
 from contextlib import suppress
 from pathlib import Path
@@ -20,7 +21,7 @@ from pydantic import (
     model_validator,
 )
 
-from incremental_w2v.config.base import Strict
+from incremental_w2v.config.base import INT32_MAX, UINT32_MAX, Strict
 from incremental_w2v.config.quality import (
     DriftSettings,
     EvaluationSettings,
@@ -30,37 +31,50 @@ from incremental_w2v.config.quality import (
 )
 from incremental_w2v.config.strict_yaml import LoadedYaml, dotted, load_file, load_text
 from incremental_w2v.errors import ConfigError, IncW2VError
+from incremental_w2v.ingest.fingerprint import STALL_TIMEOUT
 from incremental_w2v.ingest.formats.catalog import FormatSettings, TextFormat
 from incremental_w2v.ingest.tokenize import TokenizeSettings
-from incremental_w2v.uris import credential_problem, expand, redact
+from incremental_w2v.uris import credential_problem, expand, redact, uri_problem
+
+logger = logging.getLogger(__name__)
 
 EncodingErrors = Literal["strict", "replace"]
+# gensim cuts longer sentences (MAX_WORDS_IN_BATCH): no window can be wider.
+MAX_SENTENCE_WORDS = 10_000
 
 
 class ModelParams(Strict):
-    """gensim ``Word2Vec`` parameters (``model:``)."""
+    """gensim ``Word2Vec`` parameters (``model:``).
+
+    The bounds are those gensim's C code and numpy accept (a window past 2^31
+    kills a training thread, a negative seed is refused by numpy's
+    RandomState, a non-finite learning rate segfaults), tightened to what can
+    make sense: gensim trains on sentences of at most 10,000 words, so a
+    wider window changes nothing.
+    """
 
     type: Literal["word2vec", "fasttext"] = "word2vec"
     vector_size: int = Field(100, ge=1, le=10_000)
-    window: int = Field(5, ge=1)
-    min_count: int = Field(5, ge=1)
-    sample: float = Field(1e-3, ge=0)
+    window: int = Field(5, ge=1, le=MAX_SENTENCE_WORDS)
+    min_count: int = Field(5, ge=1, le=INT32_MAX)
+    sample: float = Field(1e-3, ge=0, le=1e12)
     sg: Literal[0, 1] = 0
     hs: Literal[0, 1] = 0
-    negative: int = Field(5, ge=0)
-    ns_exponent: float = 0.75
+    negative: int = Field(5, ge=0, le=1000)
+    ns_exponent: float = Field(0.75, ge=-10, le=10, description="negative-sampling exponent")
     cbow_mean: Literal[0, 1] = 1
-    alpha: float = Field(0.025, gt=0)
-    min_alpha: float = Field(0.0001, ge=0)
-    epochs: int = Field(5, ge=1)
-    seed: int = 1
-    workers: int = Field(0, ge=0, description="training threads; 0 means one per core")
-    max_final_vocab: int | None = Field(None, ge=1)
+    alpha: float = Field(0.025, gt=0, le=1)
+    min_alpha: float = Field(0.0001, ge=0, le=1)
+    epochs: int = Field(5, ge=1, le=10_000)
+    seed: int = Field(1, ge=0, le=UINT32_MAX)
+    workers: int = Field(0, ge=0, le=1024, description="training threads; 0 means one per core")
+    max_final_vocab: int | None = Field(None, ge=1, le=INT32_MAX)
     shrink_windows: bool = True
     # FastText only (model.type: fasttext); ignored for word2vec.
-    min_n: int = Field(3, ge=0, description="fasttext: shortest character n-gram")
-    max_n: int = Field(6, ge=0, description="fasttext: longest character n-gram (0: none)")
-    bucket: int = Field(2_000_000, ge=1, description="fasttext: n-gram hash buckets")
+    min_n: int = Field(3, ge=1, le=100, description="fasttext: shortest character n-gram")
+    max_n: int = Field(6, ge=0, le=100, description="fasttext: longest character n-gram (0: none)")
+    bucket: int = Field(2_000_000, ge=1, le=INT32_MAX,
+                        description="fasttext: n-gram hash buckets")
 
     @field_validator("hs")
     @classmethod
@@ -98,25 +112,31 @@ class UpdateSettings(Strict):
     """How an update trains (``update:``): gensim would silently restart the schedule."""
 
     # Defaults measured with benchmarks/update_quality.py (docs/benchmarks.md).
-    alpha: float = Field(0.025, gt=0, description="learning rate at the start of an update")
-    min_alpha: float = Field(0.0001, ge=0, description="learning rate at the end of an update")
-    epochs: int | None = Field(None, ge=1, description="epochs per update; default model.epochs")
+    alpha: float = Field(0.025, gt=0, le=1, description="learning rate at the start of an update")
+    min_alpha: float = Field(0.0001, ge=0, le=1,
+                             description="learning rate at the end of an update")
+    epochs: int | None = Field(None, ge=1, le=10_000,
+                               description="epochs per update; default model.epochs")
     alpha_decay: float = Field(
         1.0, gt=0, le=1,
         description="the n-th update of a lineage (n = 0, 1, ...) starts at alpha * alpha_decay**n",
     )
     freeze_epochs: int = Field(
-        0, ge=0,
+        0, ge=0, le=10_000,
         description="hold the input vectors of words the model already had fixed for the "
         "update's first N epochs (N >= epochs: the whole update); new words always train",
     )
+
+
+# What an old sentence-counted buffer_size is read as, in tokens.
+TOKENS_PER_SENTENCE = 20
 
 
 class RehearsalSettings(Strict):
     """Replay of earlier data during updates (``rehearsal:``), counted in tokens."""
 
     buffer_tokens: int = Field(
-        10_000_000, ge=0,
+        10_000_000, ge=0, le=10_000_000_000,
         description="token budget of the replay buffer (a uniform sample of every sentence "
         "applied so far, stored with each version); 0 turns rehearsal off",
     )
@@ -130,11 +150,21 @@ class RehearsalSettings(Strict):
     @model_validator(mode="before")
     @classmethod
     def _renamed(cls, data: Any) -> Any:
+        # Releases before 0.2 counted the buffer in sentences: still read, with a warning.
         if isinstance(data, dict) and "buffer_size" in data:
-            raise ValueError(
-                "buffer_size (sentences) was replaced by buffer_tokens, a token budget: "
-                "write 'buffer_tokens: N' (about 20 tokens per sentence in typical text)"
-            )
+            if "buffer_tokens" in data:
+                raise ValueError("give buffer_tokens only: buffer_size (sentences) is its "
+                                 "deprecated, older form")
+            data = dict(data)
+            size = data.pop("buffer_size")
+            if isinstance(size, int) and not isinstance(size, bool) and size >= 0:
+                data["buffer_tokens"] = size * TOKENS_PER_SENTENCE
+                logger.warning(
+                    "rehearsal.buffer_size is deprecated: the buffer is now a token budget; "
+                    "read as buffer_tokens: %d (%d sentences x %d tokens); set buffer_tokens "
+                    "instead", data["buffer_tokens"], size, TOKENS_PER_SENTENCE)
+            else:
+                data["buffer_tokens"] = size  # let the field's own check say what is wrong
         return data
 
 
@@ -142,7 +172,7 @@ class LedgerSettings(Strict):
     """Memory bound of the vocabulary ledger (``ledger:``)."""
 
     max_size: int | None = Field(
-        5_000_000, ge=1,
+        5_000_000, ge=1, le=INT32_MAX,
         description="most distinct tokens the ledger keeps; beyond it, the rarest tokens "
         "that are not in the model are pruned; null: no bound",
     )
@@ -154,6 +184,23 @@ class SourceSettings(Strict):
     s3_endpoint_url: str | None = Field(
         None, description="endpoint of an S3-compatible store (MinIO, Ceph, …)"
     )
+    stall_timeout: float = Field(
+        STALL_TIMEOUT, gt=0, le=86_400,
+        description="seconds a source may send nothing (a silent server, a named pipe "
+        "with no writer) before the run fails with exit code 74",
+    )
+
+    @field_validator("s3_endpoint_url")
+    @classmethod
+    def _no_endpoint_credentials(cls, value: str | None) -> str | None:
+        problem = credential_problem(value) if value else None
+        if problem:
+            raise ValueError(
+                f"{redact(value or '')} is refused: {problem}; libraries log the endpoint at "
+                "debug level, so credentials go in the environment (AWS_ACCESS_KEY_ID, "
+                "AWS_SECRET_ACCESS_KEY) or an AWS profile"
+            )
+        return value
 
 
 # The formats word vectors are written in (vectors/formats.py says what each is for).
@@ -218,7 +265,7 @@ class CorpusEntry(Strict):
     def _no_credentials(cls, value: str) -> str:
         if not value.strip():
             raise ValueError("must not be empty")
-        problem = credential_problem(value)
+        problem = uri_problem(value)
         if problem:
             raise ValueError(
                 f"{redact(value)} is refused: {problem}; give credentials through the "
@@ -243,10 +290,10 @@ class BaseSpec(Strict):
             raise ValueError(
                 "give exactly one of 'corpus' (a URI) or 'model' (a full gensim model)"
             )
-        if self.corpus is not None:
-            problem = credential_problem(self.corpus)
+        for key, value in (("corpus", self.corpus), ("model", self.model)):
+            problem = uri_problem(value) if value is not None else None
             if problem:
-                raise ValueError(f"corpus {redact(self.corpus)} is refused: {problem}")
+                raise ValueError(f"{key} {redact(value or '')} is refused: {problem}")
         return self
 
     def as_entry(self) -> CorpusEntry:
@@ -283,6 +330,15 @@ class Config(Strict):
     # Keeping a lineage: old versions' arrays, and where consumers read the current one.
     retention: RetentionSettings = RetentionSettings()
     publish: list[PublishTarget] = Field(default_factory=list)
+
+    @field_validator("store", "log_file")
+    @classmethod
+    def _no_location_credentials(cls, value: str | None) -> str | None:
+        problem = credential_problem(value) if value else None
+        if problem:
+            raise ValueError(f"{redact(value or '')} is refused: {problem}; give credentials "
+                             "through the environment or your SDK's configuration")
+        return value
 
     @model_validator(mode="after")
     def _gates_name_metrics(self) -> Config:

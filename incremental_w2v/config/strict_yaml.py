@@ -60,7 +60,10 @@ def load_file(path: Path) -> LoadedYaml:
     if size > MAX_BYTES:
         raise ConfigError(f"{path}: config file is {size} bytes; at most {MAX_BYTES} are accepted")
     try:
-        raw = path.read_bytes()
+        with path.open("rb") as handle:  # a pipe or device reports size 0: read within bounds
+            raw = handle.read(MAX_BYTES + 1)
+        if len(raw) > MAX_BYTES:
+            raise ConfigError(f"{path}: config is larger than {MAX_BYTES} bytes")
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: config is not valid UTF-8 (byte {exc.start})") from None

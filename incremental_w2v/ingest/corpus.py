@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import Protocol
 
 from pydantic import BaseModel
 
@@ -78,9 +78,15 @@ class PassResult:
     seconds: float = 0.0
 
 
+class TextSink(Protocol):
+    """Where the pass writes its sentences (a file, or one that watches the free space)."""
+
+    def write(self, text: str, /) -> int: ...
+
+
 def stream_once(
     corpus: Corpus,
-    workfile: IO[str] | None,
+    workfile: TextSink | None,
     size_hint: int | None = None,
     processes: int | None = None,
     batch_chars: int = BATCH_CHARS,

@@ -7,8 +7,11 @@ reading: the source sizes (``stat``, or the remote object's size) times the
 usual expansion of their compression, and the current version's files. When
 the estimate plus a margin exceeds the free space, the run stops at once
 (OutputError, exit 73) instead of failing an hour later with a full disk. An
-estimate can be low (unusually compressible data): running out of space
-anyway is still an OutputError, and the working file is removed either way.
+estimate can be low (unusually compressible data, a pipe or a remote object
+of unknown size): while the working file is written, :class:`WithinReserve`
+watches the free space and stops the run (OutputError, exit 73) when it would
+fall below the reserve, so a decompression bomb never fills the disk; the
+working file is removed either way.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import logging
 import shutil
 from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
+from typing import IO
 
 from incremental_w2v.errors import OutputError
 from incremental_w2v.ingest.fingerprint import SourceStat
@@ -86,3 +90,38 @@ def ensure_room(
 
 def _mb(n: int | float) -> str:
     return f"{n / 2**20:,.0f} MiB" if n >= 2**20 else f"{n / 1024:,.0f} KiB"
+
+
+class WithinReserve:
+    """A text file being written that stops before the disk's free space falls below the
+    reserve: every ``step`` characters written, the free space is checked."""
+
+    def __init__(self, handle: IO[str], folder: Path) -> None:
+        self._handle = handle
+        self._folder = folder
+        self.reserve = reserve_bytes(shutil.disk_usage(folder).total)
+        # Checked often enough that one step cannot eat more than a quarter of the reserve.
+        self._step = max(min(self.reserve // 4, 8 << 20), 64 << 10)
+        self._since = 0
+        self.written = 0
+
+    def write(self, text: str) -> int:
+        n = self._handle.write(text)
+        self._since += len(text)
+        self.written += len(text)
+        if self._since >= self._step:
+            self._since = 0
+            self.check()
+        return n
+
+    def check(self) -> None:
+        self._handle.flush()
+        free = shutil.disk_usage(self._folder).free
+        if free < self.reserve:
+            raise OutputError(
+                f"no space left while writing the working file: {_mb(free)} free in "
+                f"{self._folder}, below the reserve of {_mb(self.reserve)} a run never uses; "
+                f"stopped after {_mb(self.written)} of decompressed text",
+                hint="free disk space (e.g. 'incw2v prune CONFIG --keep N') or move the store "
+                "to a larger disk, then re-run; nothing was committed",
+            )

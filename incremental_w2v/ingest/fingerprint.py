@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from incremental_w2v.errors import ConfigError, InputMissingError, StoreIOError
-from incremental_w2v.uris import redact, resolve_local, scheme_of, scrub
+from incremental_w2v.uris import ascii_url, redact, resolve_local, scheme_of, scrub
 
 # Error codes of S3 and S3-compatible stores that mean "no such object".
 _MISSING_CODES = frozenset({"404", "NoSuchKey", "NoSuchBucket", "NotFound", "NoSuchVersion"})
@@ -34,18 +34,32 @@ class SourceStat:
     rereadable: bool = True
 
 
+# Seconds a source may go without sending a byte before the read fails (sources.stall_timeout).
+STALL_TIMEOUT = 300.0
+
+
 @dataclass
 class SourceOptions:
-    """Settings that reach the transport (e.g. an S3-compatible endpoint)."""
+    """Settings that reach the transport (an S3-compatible endpoint, the stall timeout)."""
 
     s3_endpoint_url: str | None = None
+    stall_timeout: float = STALL_TIMEOUT
+
+    def s3_client(self) -> Any:
+        """An S3 client that gives up on a silent connection after ``stall_timeout``."""
+        import boto3
+        from botocore.config import Config as BotoConfig
+
+        timeout = self.stall_timeout
+        return boto3.client("s3", endpoint_url=self.s3_endpoint_url, config=BotoConfig(
+            connect_timeout=timeout, read_timeout=timeout, retries={"max_attempts": 3}))
 
     def transport_params(self, uri: str) -> dict[str, Any]:
         scheme = scheme_of(uri)
-        if scheme == "s3" and self.s3_endpoint_url:
-            import boto3
-
-            return {"client": boto3.client("s3", endpoint_url=self.s3_endpoint_url)}
+        if scheme in ("s3", "s3a", "s3n", "s3u"):
+            return {"client": self.s3_client()}
+        if scheme in ("http", "https"):
+            return {"timeout": self.stall_timeout}  # requests: seconds without a byte
         if scheme == "azure":
             # smart_open needs a client for Azure; build it from the SDK's usual variable.
             connection = os.environ.get("AZURE_STORAGE_CONNECTION_STRING")
@@ -109,9 +123,9 @@ def remote_stat(uri: str, options: SourceOptions) -> SourceStat:
     """Size, ETag and Last-Modified of a remote object (HEAD request)."""
     scheme = scheme_of(uri)
     if scheme in ("http", "https"):
-        request = urllib.request.Request(uri, method="HEAD")
+        request = urllib.request.Request(ascii_url(uri), method="HEAD")
         try:
-            with urllib.request.urlopen(request, timeout=30) as response:
+            with urllib.request.urlopen(request, timeout=options.stall_timeout) as response:
                 headers = response.headers
         except urllib.error.HTTPError as exc:
             if is_not_found(exc):
@@ -130,18 +144,17 @@ def remote_stat(uri: str, options: SourceOptions) -> SourceStat:
             etag=headers.get("ETag"),
             last_modified=headers.get("Last-Modified"),
         )
-    if scheme == "s3":
+    if scheme in ("s3", "s3a", "s3n", "s3u"):
         return _s3_stat(uri, options)
     # Other schemes: no cheap check; the content hash decides.
     return SourceStat(size=None)
 
 
 def _s3_stat(uri: str, options: SourceOptions) -> SourceStat:
-    import boto3
     import botocore.exceptions
 
-    bucket, _, key = uri[len("s3://"):].partition("/")
-    client = boto3.client("s3", endpoint_url=options.s3_endpoint_url)
+    bucket, _, key = uri.split("://", 1)[1].partition("/")
+    client = options.s3_client()
     try:
         head = client.head_object(Bucket=bucket, Key=key)
     except botocore.exceptions.ClientError as exc:

@@ -136,8 +136,10 @@ _tokenizer: Tokenizer | None = None
 
 def _init_worker(settings: TokenizeSettings, parent: int) -> None:
     global _tokenizer
-    # Ctrl-C goes to the whole process group: only the parent reports it.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Ctrl-C (and a closed terminal's SIGHUP) go to the whole process group: only the
+    # parent reports and cleans up; a worker dies with it (below).
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_IGN)
     _die_with_parent(parent)
     _tokenizer = make_tokenizer(settings)
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import IO, Any, Protocol
 
 from incremental_w2v.errors import DataError, OutputError
-from incremental_w2v.uris import redact
+from incremental_w2v.uris import printable, redact
 
 log = logging.getLogger(__name__)
 
@@ -126,8 +126,9 @@ class SevenZipMember(io.RawIOBase):
             elif isinstance(item, BaseException):
                 self._eof = True
                 raise DataError(
-                    f"archive {redact(self._uri)} is damaged: member {self.name} fails after "
-                    f"{self.bytes_out} decompressed bytes ({type(item).__name__}: {item})",
+                    f"archive {redact(self._uri)} is damaged: member {printable(self.name)} "
+                    f"fails after {self.bytes_out} decompressed bytes "
+                    f"({type(item).__name__}: {item})",
                     hint="re-download the archive; nothing was committed",
                 ) from None
             else:
@@ -154,7 +155,8 @@ def choose_member(names: list[str], uri: str, wanted: str | None = None) -> str:
         if wanted in names:
             return wanted
         raise DataError(
-            f"archive {redact(uri)} has no member {wanted!r} (it holds: {_listing(names)})",
+            f"archive {redact(uri)} has no member {printable(wanted)!r} "
+            f"(it holds: {_listing(names)})",
             hint="check the archive's contents",
         )
     if len(names) == 1:
@@ -170,7 +172,7 @@ def choose_member(names: list[str], uri: str, wanted: str | None = None) -> str:
 
 
 def _listing(names: list[str]) -> str:
-    shown = ", ".join(names[:10]) or "nothing"
+    shown = ", ".join(map(printable, names[:10])) or "nothing"
     return shown + (f", … ({len(names) - 10} more)" if len(names) > 10 else "")
 
 

@@ -12,6 +12,8 @@ import hashlib
 import io
 import lzma
 import os
+import select
+import stat as stat_module
 import zlib
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager, suppress
@@ -58,6 +60,67 @@ class HashingReader(io.RawIOBase):
             super().close()
 
 
+class StalledError(StoreIOError):
+    """A source sent nothing for ``sources.stall_timeout`` seconds."""
+
+
+def stalled(uri: str, timeout: float | None, what: str = "sent no data") -> StalledError:
+    waited = f" for {timeout:g} seconds" if timeout is not None else ""
+    return StalledError(
+        f"corpus {redact(uri)} {what}{waited} (sources.stall_timeout); nothing was committed",
+        hint="check what feeds it (a named pipe needs a writer, a server may be down); if it "
+        "is only slow, raise 'sources.stall_timeout' in the config",
+    )
+
+
+class PollingReader(io.RawIOBase):
+    """A named pipe or a device, read with a stall timeout instead of blocking for good.
+
+    Opened without blocking (a pipe's ``open`` would wait for a writer forever);
+    each read waits at most ``timeout`` seconds for data. On Linux a pipe that no
+    writer has opened yet reports nothing, so "no writer" is a stall too.
+    """
+
+    def __init__(self, path: Path, uri: str, timeout: float) -> None:
+        self._fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+        self._poll = select.poll()
+        self._poll.register(self._fd, select.POLLIN | select.POLLPRI | select.POLLHUP)
+        self._uri, self._timeout, self._started = uri, timeout, False
+        self.name = path.name
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while True:
+            if not self._poll.poll(int(self._timeout * 1000)):
+                what = "sent no data" if self._started else "had no writer and sent no data"
+                raise stalled(self._uri, self._timeout, what)
+            try:
+                data = os.read(self._fd, len(buffer))
+            except BlockingIOError:  # woken without data after all
+                continue
+            self._started = True
+            buffer[: len(data)] = data
+            return len(data)
+
+    def close(self) -> None:
+        if not self.closed:
+            os.close(self._fd)
+        super().close()
+
+
+def _open_local(local: Path, uri: str, timeout: float) -> IO[bytes] | None:
+    """A pipe or device as a :class:`PollingReader`; None for a plain file (smart_open's)."""
+    try:
+        mode = local.stat().st_mode
+    except OSError:
+        return None  # smart_open reports it
+    if stat_module.S_ISFIFO(mode) or stat_module.S_ISCHR(mode):
+        return io.BufferedReader(PollingReader(local, uri, timeout), 1 << 20)
+    return None
+
+
 @dataclass
 class OpenSource:
     """An open source: ``stream`` yields decompressed bytes, ``raw`` counts and hashes."""
@@ -86,7 +149,8 @@ def open_source(
     local = resolve_local(uri, base_dir)
     target = str(local) if local is not None else uri
     try:
-        raw = smart_open.open(
+        piped = _open_local(local, uri, options.stall_timeout) if local is not None else None
+        raw = piped or smart_open.open(
             target, "rb", compression="disable", transport_params=options.transport_params(uri)
         )
     except ImportError as exc:  # gs:// and azure:// need optional packages
@@ -143,6 +207,8 @@ def remote_error(uri: str, exc: BaseException) -> Exception:
     """Translate a transport's exception into ours, with the URI redacted."""
     text = scrub(str(exc), uri)
     shown = redact(uri)
+    if is_timeout(exc):
+        return stalled(uri, None, f"timed out ({type(exc).__name__})")
     if is_not_found(exc):
         return InputMissingError(
             f"corpus {shown} does not exist ({type(exc).__name__})",
@@ -154,6 +220,18 @@ def remote_error(uri: str, exc: BaseException) -> Exception:
             hint="check the network, the endpoint and your credentials, then re-run",
         )
     return StoreIOError(f"cannot read corpus {shown}: {type(exc).__name__}: {text[:300]}")
+
+
+def is_timeout(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what caused it) is a transport's timeout."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, TimeoutError) or "Timeout" in type(current).__name__:
+            return True
+        current = current.__cause__ or current.__context__
+    return False
 
 
 def _zstd_errors() -> tuple[type[BaseException], ...]:

@@ -19,7 +19,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from incremental_w2v.config.quality import DriftSettings
-from incremental_w2v.errors import DataError, InputMissingError, UsageError
+from incremental_w2v.errors import UsageError
+from incremental_w2v.ingest.small_files import read_lines
 from incremental_w2v.vectors.procrustes import orthogonal_map
 from incremental_w2v.vectors.ranking import rank_order
 
@@ -114,15 +115,9 @@ def _anchor_words(
         return shared[: settings.anchors], f"{settings.anchors} most frequent shared words"
     path = Path(settings.anchors).expanduser()
     path = path if path.is_absolute() else base_dir / path
-    try:
-        listed = path.read_text(encoding="utf-8").split()
-    except FileNotFoundError:
-        raise InputMissingError(
-            f"anchor word list {path} does not exist", hint="check 'drift.anchors' in the config"
-        ) from None
-    except UnicodeDecodeError:
-        raise DataError(f"anchor word list {path} is not UTF-8 text",
-                        hint="save it as UTF-8, one word per line") from None
+    listed = [word for line in read_lines(path, "anchor word list",
+                                          hint="check 'drift.anchors' in the config")
+              for word in line.split()]
     known = set(shared)
     words = [w for w in dict.fromkeys(listed) if w in known]
     return words, f"{len(words)} of {len(listed)} words of {path.name}"

@@ -26,6 +26,7 @@ from numpy.typing import NDArray
 
 from incremental_w2v.config.quality import BUNDLED_ANALOGIES, BUNDLED_PAIRS, EvaluationSettings
 from incremental_w2v.errors import DataError, InputMissingError
+from incremental_w2v.ingest.small_files import read_lines
 from incremental_w2v.vectors.ranking import rank_order
 
 logger = logging.getLogger(__name__)
@@ -66,14 +67,9 @@ def _stat(path: Path) -> Any:
 
 
 def _lines(path: str) -> list[str]:
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return handle.read().splitlines()
-    except UnicodeDecodeError as exc:
-        raise DataError(
-            f"evaluation file {path} is not UTF-8 text (byte {exc.start})",
-            hint="save it as UTF-8",
-        ) from None
+    # A regular file within bounds: /dev/zero or a pipe must not hold the run (and the lock).
+    return read_lines(Path(path), "evaluation file",
+                      hint="check the paths under 'evaluation:' in the config")
 
 
 @lru_cache(maxsize=16)

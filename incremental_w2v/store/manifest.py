@@ -64,6 +64,10 @@ class VersionMeta(StrictRecord):
     created_at: str
     parent: str | None
     kind: Literal["base", "update", "rebuild", "import"]
+    # What the lineage started from, as the config named it: {"corpus": key} or
+    # {"model": key, "sha256": ...}; a config naming another base is refused. Empty in
+    # versions written before it was recorded (their base corpora tell).
+    base: dict[str, str] = Field(default_factory=dict)
     corpora: list[CorpusRecord]  # the whole lineage, base first
     added: list[str]  # names of the corpora this version applied
     params: dict[str, Any]
@@ -72,7 +76,10 @@ class VersionMeta(StrictRecord):
     vocab_size: int
     words_added: int = 0
     top_new_words: list[str] = Field(default_factory=list)
-    files: dict[str, str]  # file name -> sha256, checked before anything is unpickled
+    files: dict[str, str]  # file name -> sha256, checked before the model is read
+    # How the model is saved (vectors.model_file): 1, gensim's pickle (versions written
+    # before 0.2); 2, JSON and .npy arrays, read without pickle.
+    model_format: int = 1
     timings: dict[str, float] = Field(default_factory=dict)
     scores: dict[str, Any] = Field(default_factory=dict)
     watch: dict[str, Any] = Field(default_factory=dict)  # neighbours of the config's watch words

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -34,10 +33,11 @@ from incremental_w2v.store.manifest import (
     now_iso,
 )
 from incremental_w2v.store.publish import publish_current
-from incremental_w2v.store.store import MODEL, Store
+from incremental_w2v.store.store import Store
 from incremental_w2v.uris import COMMAND_LINE, check_uri, corpus_key, expand, redact, scheme_of
 from incremental_w2v.vectors.formats import EXPORT_FORMATS
 from incremental_w2v.vectors.io import LoadedVectors, load_vectors, write_vectors
+from incremental_w2v.vectors.model_file import save_gensim_model
 from incremental_w2v.vectors.ranking import counts_of
 
 logger = logging.getLogger(__name__)
@@ -550,15 +550,10 @@ def export(config: Config, fmt: str, output: Path, version: str | None = None,
 
 
 def _copy_model(store: Store, version: str, output: Path) -> list[Path]:
-    """A full model is exported as verified copies of the version's files."""
-    meta = store.verify(version)
-    folder = store.version_dir(version)
-    pairs = [
-        (folder / name, output.with_name(output.name + name[len(MODEL):]))
-        for name in sorted(meta.files)
-        if name == MODEL or name.startswith(MODEL + ".")
-    ]
+    """A full model is exported as gensim saves it (``Word2Vec.load`` reads it): the
+    version's verified model, written with gensim's ``save`` into the output's folder."""
+    model = store.load_model(version, mmap="r")
     with atomic_outputs(output) as outputs:
-        for src, dst in pairs:
-            shutil.copyfile(src, outputs.temp(dst))
-    return [dst for _, dst in pairs]
+        save_gensim_model(model, outputs.temp(output))
+        finals = sorted(output.with_name(p.name[len(outputs.prefix):]) for p in outputs.written())
+    return finals

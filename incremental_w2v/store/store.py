@@ -216,7 +216,8 @@ class Store:
         """
         meta = self.verify(version)
         try:
-            return load_model(self.version_dir(version) / MODEL, meta.params.get("type"), mmap)
+            return load_model(self.version_dir(version) / MODEL, meta.params.get("type"), mmap,
+                              meta.model_format)
         except OSError as exc:
             raise os_error(exc, f"loading version {version}") from None
 
@@ -365,9 +366,18 @@ class Store:
         except BaseException:
             # The manifest does not list it, so it is not committed: take it back out,
             # leaving the store as it was (a folder we fail to remove is swept next run).
-            self._discard(target)
+            # A signal (SIGTERM, Ctrl-C) can also land just after the manifest replace:
+            # then it is committed, and must stay.
+            if not self._listed(version):
+                self._discard(target)
             raise
         return meta
+
+    def _listed(self, version: str) -> bool:
+        try:
+            return self.read_manifest().entry(version) is not None
+        except (OSError, DataError):
+            return False
 
     def _commit_manifest(self, manifest: Manifest, meta: VersionMeta, make_current: bool
                          ) -> None:

@@ -113,7 +113,7 @@ def _apply_all(store: Store, config: Config, current: VersionMeta | None,
         if parent is None:
             # Loaded (and gensim imported) while the first pass reads its corpus.
             parent = Background(partial(load_parent, store, config, current.version),
-                                "load-parent")
+                                "load-parent", imports=("gensim",))
         meta = apply_one(store, config, current, parent, item)
         result.applied.append(_applied(store, meta))
         if not meta.gate.get("passed", True):

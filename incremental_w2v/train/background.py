@@ -6,10 +6,17 @@ two need nothing from each other until training starts. The thread is
 started only once the pass has forked its tokenising workers (``start`` is
 handed to the pass as its ``on_started`` callback): a process forked while
 another thread holds an import or allocator lock can deadlock.
+
+Whatever the job imports is imported by :meth:`start` on the calling thread
+first (``imports``): Python's import system hands a module that another
+thread is still initialising to whoever asks for it, so a reader importing
+``gensim.corpora.wikicorpus`` while the thread imports ``gensim`` failed with
+"cannot import name ... from partially initialized module".
 """
 
 from __future__ import annotations
 
+import importlib
 import threading
 from collections.abc import Callable
 from typing import Generic, TypeVar
@@ -20,8 +27,9 @@ T = TypeVar("T")
 class Background(Generic[T]):
     """``fn`` run in a thread from :meth:`start` on; :meth:`result` waits for it."""
 
-    def __init__(self, fn: Callable[[], T], name: str) -> None:
+    def __init__(self, fn: Callable[[], T], name: str, imports: tuple[str, ...] = ()) -> None:
         self._fn = fn
+        self._imports = imports
         self._thread: threading.Thread | None = None
         self._value: T | None = None
         self._error: BaseException | None = None
@@ -32,6 +40,8 @@ class Background(Generic[T]):
         """Start the thread; calling it again does nothing."""
         if self._done or self._thread is not None:
             return
+        for module in self._imports:  # on this thread, before the job's thread exists
+            importlib.import_module(module)
         # A daemon, so that Ctrl-C during the pass does not wait for a large model to load.
         self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
         self._thread.start()

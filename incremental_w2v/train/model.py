@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from incremental_w2v.config.schema import FASTTEXT_ONLY, ModelParams, UpdateSettings
-from incremental_w2v.errors import ConfigError, DataError
+from incremental_w2v.errors import ConfigError, DataError, TrainingError
 from incremental_w2v.progress import Progress
 from incremental_w2v.train.ledger import Ledger
 from incremental_w2v.train.rehearsal import EpochFile
@@ -47,6 +47,9 @@ logger = logging.getLogger(__name__)
 # Parameters that cannot change within one lineage: they shape the arrays or
 # what the weights mean.
 STRUCTURAL = ("vector_size", "sg", "type", "min_n", "max_n", "bucket")
+# What gensim's C training loop reads from the model (min_count, say, it does not).
+TRAINING_VALUES = ("vector_size", "window", "sample", "sg", "negative", "ns_exponent",
+                   "cbow_mean", "alpha", "min_alpha", "epochs")
 
 
 @dataclass
@@ -115,6 +118,38 @@ def check_trainable(model: Any, source: str) -> None:
             hint="continue only models trained with negative sampling (hs=0, negative>0)",
         )
     check_arrays(model, source)
+    check_training_values(model, source)
+
+
+def check_training_values(model: Any, source: str) -> None:
+    """Refuse values gensim's C code crashes or hangs on, whatever the model's origin.
+
+    A config's values are checked by its schema; a model brings its own
+    (``window``, ``sample``, ``ns_exponent``, …) and an imported or damaged one
+    may hold anything: they are checked against the same schema before every
+    training call.
+    """
+    from pydantic import ValidationError
+
+    params = params_of_model(model)
+    values = {k: params[k] for k in (*TRAINING_VALUES, *FASTTEXT_ONLY, "type") if k in params}
+    values["seed"] = int(model.seed)
+    try:
+        ModelParams.model_validate(values)
+    except ValidationError as exc:
+        raise ConfigError(
+            f"{source} cannot be trained: it holds values gensim cannot train with",
+            [f"model.{'.'.join(map(str, e['loc']))} = {e['input']!r}: {e['msg']}"
+             for e in exc.errors(include_url=False)],
+            hint="continue from a model trained with sensible parameters (see the README's "
+            "'model:' keys), or train a base from a corpus",
+        ) from None
+    table = getattr(model, "cum_table", None)
+    if table is not None and len(table) and not int(table[-1]) > 0:
+        raise ConfigError(
+            f"{source} cannot be trained: its negative-sampling table is empty or damaged",
+            hint="check model.ns_exponent and the vocabulary counts",
+        )
 
 
 def check_arrays(model: Word2Vec, source: str) -> None:
@@ -358,10 +393,11 @@ def _train(
     (for the progress, which counts all of them)."""
     # An update restarts the schedule on purpose; gensim would warn that alpha went up.
     model.min_alpha_yet_reached = start_alpha
+    check_training_values(model, "the model")
     wall, cpu = time.perf_counter(), time.process_time()
     total_epochs = round(progress.total / tokens) if progress.total and tokens else epochs
     with TrainingWatch(progress, workfile, tokens, model.workers, first_epoch,
-                       total_epochs) as watch:
+                       total_epochs) as watch, failing_workers_fail_the_run(model):
         model.train(
             corpus_file=str(workfile),
             total_examples=sentences,
@@ -377,6 +413,58 @@ def _train(
         "trained %d epochs on %d tokens in %.2fs: %.0f words/s, %.2f cores busy",
         epochs, tokens, wall, tokens * epochs / max(wall, 1e-9), cpu / max(wall, 1e-9),
     )
+
+
+@contextmanager
+def failing_workers_fail_the_run(model: Word2Vec) -> Iterator[None]:
+    """An exception in one of gensim's training threads fails ``train()`` instead of hanging it.
+
+    gensim's main loop waits on its progress queue for every worker's final
+    ``None``; a worker that raises never sends it, and ``train()`` then waits
+    forever (with the store's lock held). While this is open, each worker runs
+    through a wrapper that, on an exception, sends the ``None`` for it, makes
+    the remaining epochs' workers return at once, and keeps the error, which is
+    raised once ``train()`` returns.
+    """
+    failures: list[BaseException] = []
+
+    def corpus_file_worker(*args: Any, **kwargs: Any) -> None:
+        progress_queue = args[4]  # (corpus_file, thread_id, offset, cython_vocab, progress_queue)
+        if not failures:  # once a worker failed, the remaining epochs do no work
+            try:
+                original_corpus_file(*args, **kwargs)
+                return
+            except BaseException as exc:
+                failures.append(exc)
+        progress_queue.put(None)
+
+    def iterable_worker(job_queue: Any, progress_queue: Any) -> None:
+        if not failures:
+            try:
+                original_iterable(job_queue, progress_queue)
+                return
+            except BaseException as exc:
+                failures.append(exc)
+        while job_queue.get() is not None:  # the producer must never block on a full queue
+            pass
+        progress_queue.put(None)
+
+    original_corpus_file = model._worker_loop_corpusfile
+    original_iterable = model._worker_loop
+    model._worker_loop_corpusfile = corpus_file_worker
+    model._worker_loop = iterable_worker
+    try:
+        yield
+    finally:
+        for name in ("_worker_loop_corpusfile", "_worker_loop"):
+            model.__dict__.pop(name, None)  # the class's methods again; nothing unpicklable
+    if failures:
+        exc = failures[0]
+        raise TrainingError(
+            f"a training thread failed: {type(exc).__name__}: {exc}; nothing was committed",
+            hint="check the model parameters ('incw2v validate CONFIG'); if they look "
+            "sensible, re-run with --debug and report it",
+        ) from exc
 
 
 def _restore(model: Word2Vec, params: ModelParams) -> None:

@@ -18,19 +18,22 @@ would make the lineage lie.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from pathlib import PurePosixPath
+from functools import partial
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from incremental_w2v.config.schema import Config, CorpusEntry
-from incremental_w2v.errors import DataError, IncW2VError, InputMissingError
+from incremental_w2v.errors import ConfigError, DataError, IncW2VError, InputMissingError
+from incremental_w2v.fsutil import sha256_file
 from incremental_w2v.ingest.corpus import CorpusSpec, content_sha256
 from incremental_w2v.ingest.fingerprint import SourceOptions, SourceStat, stat
 from incremental_w2v.store.manifest import CorpusRecord, Manifest, VersionMeta
 from incremental_w2v.store.store import Store
-from incremental_w2v.uris import as_recorded, corpus_key, expand, redact
+from incremental_w2v.uris import as_recorded, corpus_key, expand, printable, redact
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +65,8 @@ class Plan:
 
 
 def source_options(config: Config) -> SourceOptions:
-    return SourceOptions(s3_endpoint_url=config.sources.s3_endpoint_url)
+    return SourceOptions(s3_endpoint_url=config.sources.s3_endpoint_url,
+                         stall_timeout=config.sources.stall_timeout)
 
 
 def specs_for(
@@ -77,7 +81,7 @@ def specs_for(
         uris = expand(entry.uri, config.base_dir)
     except InputMissingError:
         gone = as_recorded(entry.uri, config.base_dir)
-        if redact(gone) not in applied:
+        if corpus_key(gone, config.base_dir) not in applied:
             raise
         uris = [gone]
     if not uris and required:
@@ -91,7 +95,9 @@ def specs_for(
     return [
         CorpusSpec(
             uri=uri,
-            name=(entry.name if single and entry.name else _label(entry, uri)),
+            # A label only, shown and recorded: escaped once here (a file name in a queued
+            # folder may hold a newline, or bytes that are not UTF-8).
+            name=printable(entry.name if single and entry.name else _label(entry, uri)),
             format=entry.format,
             tokenize=config.tokenize_for(entry),
             encoding_errors=config.encoding_errors_for(entry),
@@ -116,7 +122,10 @@ def plan_run(
     """
     plan = Plan()
     options = source_options(config)
-    applied = {rec.uri: rec for rec in current.corpora} if current else {}
+    key = partial(corpus_key, base_dir=config.base_dir)
+    if current is not None:
+        check_same_base(config, current)
+    applied = {key(rec.uri): rec for rec in current.corpora} if current else {}
 
     @contextmanager
     def noted() -> Iterator[None]:
@@ -132,36 +141,167 @@ def plan_run(
             for spec in specs_for(config, config.base.as_entry(), required=True):
                 plan.base.append(PendingCorpus(spec, stat(spec.uri, config.base_dir, options)))
     elif current is not None and current.corpora:
-        first = current.corpora[0].applied_in
-        for rec in current.corpora:
-            if rec.applied_in == first:  # the base corpora are not in the queue; check them too
-                with noted():
-                    _check_unchanged(config, rec, options)
+        for rec in base_records(current):  # the base corpora are not in the queue; check them
+            with noted():
+                _check_unchanged(config, rec, options)
     entries = [*config.queue, *(CorpusEntry(uri=u) for u in extra_uris)]
-    seen: set[str] = {p.spec.uri for p in plan.base}
+    listed: set[str] = set()
+    seen: dict[str, str] = {key(p.spec.uri): p.spec.uri for p in plan.base}
     for entry in entries:
         specs: list[CorpusSpec] = []
         with noted():
             specs = specs_for(config, entry, required=False, applied=applied)
         for spec in specs:
-            if spec.uri in seen:
+            first = seen.setdefault(key(spec.uri), spec.uri)
+            if first != spec.uri:  # the same file under another spelling: said, not read
+                plan.skipped.append({"name": spec.name, "uri": redact(spec.uri),
+                                     "reason": f"the same file as {redact(first)}"})
+            if first != spec.uri or spec.uri in listed:
                 continue
-            seen.add(spec.uri)
-            done = applied.get(redact(spec.uri))
+            listed.add(spec.uri)
+            done = applied.get(key(spec.uri))
             with noted():
                 if done is not None:
-                    _check_unchanged(config, done, options)
+                    _check_unchanged(config, done, options, spec.uri)
                     plan.skipped.append({"name": done.name, "uri": done.uri,
                                          "reason": f"applied in {done.applied_in}"})
                     continue
                 plan.pending.append(
                     PendingCorpus(spec, stat(spec.uri, config.base_dir, options)))
+    with noted():
+        _skip_same_content(config, plan, current.corpora if current else [], options)
     _screen(store, config, plan)
     return plan
 
 
-def held_corpora(store: Store, manifest: Manifest) -> dict[str, tuple[str, str]]:
-    """URI -> (version, status) of corpora added by candidates of ``current`` and rejects."""
+def _skip_same_content(config: Config, plan: Plan, applied: list[CorpusRecord],
+                       options: SourceOptions) -> None:
+    """A pending corpus with the bytes of one already applied (a copy, a hard or symbolic
+    link, another URL of the same object) is skipped, and said so: training twice on the
+    same text would weigh it double. Only a size that matches another's is hashed."""
+    sizes = Counter(p.stat.size for p in plan.pending if p.stat.size and p.stat.rereadable)
+    by_size: dict[int, list[CorpusRecord]] = {}
+    for rec in applied:
+        if rec.fingerprint.size:
+            by_size.setdefault(rec.fingerprint.size, []).append(rec)
+    first_of: dict[str, str] = {}  # sha256 -> the pending corpus that has it
+    kept: list[PendingCorpus] = []
+    for item in plan.pending:
+        size = item.stat.size
+        if not size or not item.stat.rereadable or (size not in by_size and sizes[size] < 2):
+            kept.append(item)
+            continue
+        sha = content_sha256(item.spec.uri, config.base_dir, options)
+        same = next((r for r in by_size.get(size, []) if r.fingerprint.sha256 == sha), None)
+        if same is not None:
+            reason = f"same content as {same.uri} ({same.name}), applied in {same.applied_in}"
+        elif sha in first_of:
+            reason = f"same content as {first_of[sha]}, pending in this run"
+        else:
+            first_of[sha] = redact(item.spec.uri)
+            kept.append(item)
+            continue
+        logger.warning("skipping %s: %s (remove it from the queue)", redact(item.spec.uri),
+                       reason)
+        plan.skipped.append({"name": item.spec.name, "uri": redact(item.spec.uri),
+                             "reason": reason})
+    plan.pending = kept
+
+
+# -- the base of a lineage ------------------------------------------------------------
+
+
+def base_records(current: VersionMeta) -> list[CorpusRecord]:
+    """The corpora (or the imported model) a lineage started from."""
+    if not current.corpora:
+        return []
+    first = current.corpora[0].applied_in
+    return [rec for rec in current.corpora if rec.applied_in == first]
+
+
+def base_record(config: Config, model_sha256: str | None = None) -> dict[str, str]:
+    """What a new lineage records as its base (see ``VersionMeta.base``)."""
+    if config.base.model is not None:
+        found = {"model": corpus_key(str(config._resolve(config.base.model)), config.base_dir)}
+        return {**found, "sha256": model_sha256} if model_sha256 else found
+    assert config.base.corpus is not None
+    return {"corpus": corpus_key(config.base.corpus, config.base_dir)}
+
+
+def lineage_base(config: Config, current: VersionMeta) -> dict[str, str]:
+    """The base a new version of ``current``'s lineage records: its parent's."""
+    if current.base:
+        return dict(current.base)
+    records = base_records(current)  # written before the base was recorded
+    if records and records[0].uri.startswith("model:"):
+        path = config._resolve(records[0].uri[len("model:"):])
+        return {"model": corpus_key(str(path), config.base_dir),
+                "sha256": records[0].fingerprint.sha256}
+    return {}
+
+
+def check_same_base(config: Config, current: VersionMeta) -> None:
+    """Raise ConfigError (78) when ``config`` names another base than the store's lineage:
+    its runs would silently continue someone else's lineage."""
+    problem = _base_problem(config, current)
+    if problem is None:
+        return
+    raise ConfigError(
+        f"the store {config.store_path} holds a lineage started from another base: "
+        f"{problem}",
+        hint="a config with another base needs its own store (change 'store:'); if the base "
+        "file only moved, restore 'base:' as it was, or point it at the same bytes",
+    )
+
+
+def _base_problem(config: Config, current: VersionMeta) -> str | None:
+    records = base_records(current)
+    recorded = current.base
+    imported = recorded.get("model") is not None or bool(
+        records and records[0].uri.startswith("model:"))
+    if imported:
+        if config.base.model is None:
+            return (f"the lineage imported a model, the config names the corpus "
+                    f"{redact(config.base.corpus or '')}")
+        path = config._resolve(config.base.model)
+        if recorded.get("model") == corpus_key(str(path), config.base_dir):
+            return None
+        sha = recorded.get("sha256") or (records[0].fingerprint.sha256 if records else "")
+        if sha and path.is_file() and sha256_file(path) == sha:
+            return None  # the same model, moved
+        return (f"the lineage imported {recorded.get('model') or records[0].uri}, the config "
+                f"names the model {redact(str(path))}")
+    if config.base.corpus is None:
+        return (f"the lineage started from the corpus {recorded.get('corpus') or ''}, the "
+                f"config names the model {redact(config.base.model or '')}")
+    if recorded.get("corpus") == corpus_key(config.base.corpus, config.base_dir):
+        return None
+    # Spelt otherwise, or the project moved: the base corpora must still be the config's.
+    return _old_base_problem(config, records) if records else None
+
+
+def _old_base_problem(config: Config, records: list[CorpusRecord]) -> str | None:
+    """A lineage that did not record its base: its base corpora must be the config's."""
+    shown = ", ".join(r.uri for r in records[:3])
+    if config.base.corpus is None:
+        return f"the lineage started from the corpora {shown}, the config names a model"
+    key = partial(corpus_key, base_dir=config.base_dir)
+    try:
+        named = {key(s.uri) for s in specs_for(config, config.base.as_entry(), required=False)}
+    except InputMissingError:
+        named = set()
+    if not named:  # the base files were deleted once applied: their recorded names
+        named.add(key(as_recorded(config.base.corpus, config.base_dir)))
+    started = {key(r.uri) for r in records}
+    # The same files (some may have been deleted since), and none that the lineage lacks.
+    if named & started and not named - started:
+        return None
+    return f"the lineage started from {shown}, the config names {redact(config.base.corpus)}"
+
+
+def held_corpora(store: Store, manifest: Manifest, base_dir: Path
+                 ) -> dict[str, tuple[str, str]]:
+    """Key -> (version, status) of corpora added by candidates of ``current`` and rejects."""
     held: dict[str, tuple[str, str]] = {}
     for entry in manifest.versions:
         blocking = entry.status == "candidate" and entry.parent == manifest.current
@@ -170,24 +310,25 @@ def held_corpora(store: Store, manifest: Manifest) -> dict[str, tuple[str, str]]
         meta = store.read_meta(entry.version)
         for rec in meta.corpora:
             if rec.applied_in == entry.version:
-                held.setdefault(rec.uri, (entry.version, entry.status))
+                held.setdefault(corpus_key(rec.uri, base_dir), (entry.version, entry.status))
     return held
 
 
 def _screen(store: Store, config: Config, plan: Plan) -> None:
     """Skip excluded and rejected corpora; stop at a corpus awaiting review."""
     manifest = store.read_manifest()
-    held = held_corpora(store, manifest)
+    held = held_corpora(store, manifest, config.base_dir)
     excluded = {x.key: x for x in manifest.exclusions}
     kept: list[PendingCorpus] = []
     for index, item in enumerate(plan.pending):
-        exclusion = excluded.get(corpus_key(item.spec.uri, config.base_dir))
+        key = corpus_key(item.spec.uri, config.base_dir)
+        exclusion = excluded.get(key)
         if exclusion is not None:
             why = f": {exclusion.reason}" if exclusion.reason else ""
             plan.skipped.append({"name": item.spec.name, "uri": redact(item.spec.uri),
                                  "reason": f"excluded on {exclusion.at}{why}"})
             continue
-        version_status = held.get(redact(item.spec.uri))
+        version_status = held.get(key)
         if version_status is None:
             kept.append(item)
             continue
@@ -272,11 +413,17 @@ def fingerprint_matches(rec: CorpusRecord, now: SourceStat) -> bool:
     return False
 
 
-def _check_unchanged(config: Config, rec: CorpusRecord, options: SourceOptions) -> None:
+def _check_unchanged(config: Config, rec: CorpusRecord, options: SourceOptions,
+                     uri: str | None = None) -> None:
+    """``uri``: where the config says the corpus is (the recorded URI is redacted)."""
     if rec.uri.startswith("model:"):
         return
+    if uri is None:
+        if redact(rec.uri) != rec.uri or "***" in rec.uri:
+            return  # masked: not a URI that can be read; the queue's own entry is checked
+        uri = rec.uri
     try:
-        now = stat(rec.uri, config.base_dir, options)
+        now = stat(uri, config.base_dir, options)
     except InputMissingError:
         # Old dumps may be deleted or archived once applied; the lineage keeps their record.
         return
@@ -286,7 +433,7 @@ def _check_unchanged(config: Config, rec: CorpusRecord, options: SourceOptions) 
         logger.warning("%s is a pipe or device: it cannot be re-read to check that it is "
                        "unchanged; treating it as applied in %s", rec.uri, rec.applied_in)
         return
-    sha = content_sha256(rec.uri, config.base_dir, options)
+    sha = content_sha256(uri, config.base_dir, options)
     if sha == rec.fingerprint.sha256:
         logger.info("%s was touched but its content is unchanged", rec.uri)
         return

@@ -29,9 +29,15 @@ from incremental_w2v.store.locking import locked
 from incremental_w2v.store.manifest import CorpusRecord, VersionMeta
 from incremental_w2v.store.publish import publish_current
 from incremental_w2v.store.store import Store
-from incremental_w2v.train.plan import PendingCorpus, source_options, specs_for
+from incremental_w2v.train.plan import (
+    PendingCorpus,
+    check_same_base,
+    lineage_base,
+    source_options,
+    specs_for,
+)
 from incremental_w2v.train.versions import Draft, commit_version, read_into, train_new
-from incremental_w2v.uris import redact
+from incremental_w2v.uris import corpus_key
 from incremental_w2v.vectors.ranking import counts_of
 
 logger = logging.getLogger(__name__)
@@ -83,6 +89,7 @@ def rebuild_locked(
     from incremental_w2v.quality.compare import compare_sides
     from incremental_w2v.vectors.io import LoadedVectors
 
+    check_same_base(config, current)
     if any(rec.uri.startswith("model:") for rec in current.corpora):
         raise UsageError(
             f"the lineage of {current.version} starts from an imported model, whose training "
@@ -117,7 +124,7 @@ def rebuild_locked(
             vocab_size=trained.report.vocab_size,
             words_added=max(trained.report.vocab_size - current.vocab_size, 0),
             top_new_words=[], params=params.model_dump(), tokenize=config.tokenize.model_dump(),
-            timings={"read": t1 - t0, **trained.seconds},
+            timings={"read": t1 - t0, **trained.seconds}, base=lineage_base(config, current),
             notes=[
                 f"rebuild from scratch of the lineage of {current.version} "
                 f"({len(current.corpora)} corpora, {since} "
@@ -151,17 +158,19 @@ def rebuild_locked(
 def _pending(config: Config, rec: CorpusRecord) -> PendingCorpus:
     """How to re-read a recorded corpus: its recorded format and tokenisation."""
     encoding: str = config.encoding_errors
+    key, uri = corpus_key(rec.uri, config.base_dir), rec.uri
     for entry in [*([config.base.as_entry()] if config.base.corpus else []), *config.queue]:
         try:
             specs = specs_for(config, entry, required=False)
         except InputMissingError:
             continue
-        match = next((s for s in specs if redact(s.uri) == rec.uri), None)
+        match = next((s for s in specs if corpus_key(s.uri, config.base_dir) == key), None)
         if match is not None:
-            encoding = match.encoding_errors
+            # Read from the URI the config gives: the recorded one is redacted.
+            uri, encoding = match.uri, match.encoding_errors
             break
     spec = CorpusSpec(
-        uri=rec.uri,
+        uri=uri,
         name=rec.name,
         format=_FORMAT.validate_python(rec.format) if rec.format else _FORMAT.validate_python(
             {"type": "text"}
@@ -170,7 +179,7 @@ def _pending(config: Config, rec: CorpusRecord) -> PendingCorpus:
         encoding_errors=encoding,
     )
     try:
-        now = stat(rec.uri, config.base_dir, source_options(config))
+        now = stat(uri, config.base_dir, source_options(config))
     except InputMissingError:
         raise InputMissingError(
             f"corpus {rec.uri} ({rec.name}, applied in {rec.applied_in}) is gone: a rebuild "

@@ -19,10 +19,15 @@ from typing import Any
 
 from incremental_w2v import __version__
 from incremental_w2v.config.schema import Config, ModelParams
-from incremental_w2v.errors import ConfigError, InputMissingError
+from incremental_w2v.errors import ConfigError, IncW2VError, InputMissingError
 from incremental_w2v.fsutil import os_error, sha256_file
 from incremental_w2v.ingest.corpus import Corpus, PassResult, require_tokens, stream_once
-from incremental_w2v.ingest.diskspace import ensure_room, expansion, folder_bytes
+from incremental_w2v.ingest.diskspace import (
+    WithinReserve,
+    ensure_room,
+    expansion,
+    folder_bytes,
+)
 from incremental_w2v.ingest.pool import choose_processes
 from incremental_w2v.progress import Progress
 from incremental_w2v.quality.assess import assess
@@ -39,7 +44,12 @@ from incremental_w2v.train.model import (
     structural_mismatch,
     train_base,
 )
-from incremental_w2v.train.plan import PendingCorpus, source_options
+from incremental_w2v.train.plan import (
+    PendingCorpus,
+    base_record,
+    lineage_base,
+    source_options,
+)
 from incremental_w2v.train.rehearsal import (
     REPLAY_FILE,
     EpochFile,
@@ -48,8 +58,9 @@ from incremental_w2v.train.rehearsal import (
     absorb_file,
     write_epoch,
 )
-from incremental_w2v.uris import redact
-from incremental_w2v.vectors.safe_pickle import check_pickle
+from incremental_w2v.uris import printable, redact
+from incremental_w2v.vectors.model_file import MODEL_FORMAT, load_saved
+from incremental_w2v.vectors.safe_pickle import NotWordVectors
 
 logger = logging.getLogger(__name__)
 
@@ -70,16 +81,17 @@ class Draft:
     update_params: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    base: dict[str, str] = field(default_factory=dict)
 
     def fields(self) -> dict[str, Any]:
         """The keyword arguments of the version's ``VersionMeta``, but its name and files."""
         return {
-            "kind": self.kind, "parent": self.parent, "corpora": self.corpora,
+            "kind": self.kind, "parent": self.parent, "base": self.base, "corpora": self.corpora,
             "added": self.added, "vocab_size": self.vocab_size, "words_added": self.words_added,
             "top_new_words": self.top_new_words, "params": self.params,
             "tokenize": self.tokenize, "update_params": self.update_params,
             "timings": {k: round(v, 3) for k, v in self.timings.items()},
-            "notes": self.notes, "tool_version": __version__,
+            "notes": self.notes, "tool_version": __version__, "model_format": MODEL_FORMAT,
         }
 
 
@@ -126,7 +138,8 @@ def read_into(
     ensure_room(store.root, [(i.spec.uri, i.stat) for i in items],
                 folder_bytes(store.version_dir(current) if current else None))
     try:
-        with open(workfile, "w", encoding="utf-8", newline="\n") as out:
+        with open(workfile, "w", encoding="utf-8", newline="\n") as handle:
+            out = WithinReserve(handle, workfile.parent)  # a bomb stops at the reserve
             for item in items:
                 logger.info("reading %s (%s)", item.spec.name, redact(item.spec.uri))
                 # A pipe's size (0) says nothing; a compressed file's says a quarter of it.
@@ -246,7 +259,7 @@ def create_base(store: Store, config: Config, items: list[PendingCorpus]) -> Ver
             vocab_size=trained.report.vocab_size, words_added=trained.report.words_added,
             top_new_words=trained.report.top_new_words, params=config.model.model_dump(),
             tokenize=config.tokenize.model_dump(), update_params={"ledger_pruned": pruned},
-            timings={"read": t1 - t0, **trained.seconds}, notes=notes,
+            timings={"read": t1 - t0, **trained.seconds}, notes=notes, base=base_record(config),
         )
         return commit_version(store, staging, config, trained.model, trained.ledger, draft,
                               trained.replay)
@@ -254,8 +267,6 @@ def create_base(store: Store, config: Config, items: list[PendingCorpus]) -> Ver
 
 def import_base_model(store: Store, config: Config) -> VersionMeta:
     """Bring an existing full gensim model in as the lineage's first version."""
-    from gensim.utils import SaveLoad
-
     assert config.base.model is not None
     path = config._resolve(config.base.model)
     if not path.is_file():
@@ -263,10 +274,19 @@ def import_base_model(store: Store, config: Config) -> VersionMeta:
             f"base model {path} does not exist", hint="check 'base.model' in the config"
         )
     t0 = time.perf_counter()
-    # The user's own model file has no recorded hash: refuse one that could run code.
-    check_pickle(path)
+    # The user's own model file has no recorded hash: nothing in it may run code.
     try:
-        model = SaveLoad.load(str(path), mmap=None)
+        model = load_saved(path, mmap=None)
+    except NotWordVectors as exc:
+        doc2vec = exc.gensim_class == "Doc2Vec"
+        raise ConfigError(
+            f"base model {path} is a {exc.gensim_class}, not a gensim Word2Vec or FastText "
+            "model" + ("; gensim cannot update Doc2Vec vocabularies correctly (gensim issue "
+                       "#1019)" if doc2vec else ""),
+            hint="use a Word2Vec or FastText model saved with gensim's save()",
+        ) from None
+    except IncW2VError:
+        raise
     except Exception as exc:
         raise ConfigError(
             f"base model {path} cannot be loaded as a gensim model: {type(exc).__name__}: {exc}",
@@ -291,7 +311,7 @@ def import_base_model(store: Store, config: Config) -> VersionMeta:
     )
     st = path.stat()
     record = CorpusRecord(
-        name=config.base.name or path.name,
+        name=printable(config.base.name or path.name),
         uri=f"model:{config.base.model}",
         fingerprint=Fingerprint(size=st.st_size, mtime_ns=st.st_mtime_ns, sha256=sha256_file(path)),
         sentences=ledger.sentences,
@@ -305,6 +325,7 @@ def import_base_model(store: Store, config: Config) -> VersionMeta:
         tokenize=config.tokenize.model_dump(), timings={"import": time.perf_counter() - t0},
         notes=["imported from an existing model: words below its min_count were never "
                "counted, so the ledger starts from the model's vocabulary"],
+        base=base_record(config, model_sha256=record.fingerprint.sha256),
     )
     with store.staging() as staging:
         return commit_version(store, staging, config, model, ledger, draft)
@@ -379,7 +400,7 @@ def apply_one(
             # "load": waiting for the parent after the pass (it loads during it).
             timings={"read": t1 - t0 - waited, "load": waited, "replay": t2 - t1,
                      "train": t3 - t2},
-            notes=notes,
+            notes=notes, base=lineage_base(config, current),
         )
         return commit_version(store, staging, config, model, ledger, draft, replay)
 

@@ -20,15 +20,14 @@ from typing import Any, Literal
 
 import smart_open
 from gensim.models import KeyedVectors
-from gensim.utils import SaveLoad
 
 from incremental_w2v.config.schema import VectorFormat
-from incremental_w2v.errors import DataError, InputMissingError, UsageError
+from incremental_w2v.errors import DataError, IncW2VError, InputMissingError, UsageError
 from incremental_w2v.fsutil import atomic_outputs
 from incremental_w2v.uris import redact, resolve_local
 from incremental_w2v.vectors.formats import VECTOR_FORMATS
+from incremental_w2v.vectors.model_file import load_saved
 from incremental_w2v.vectors.ranking import counts_of
-from incremental_w2v.vectors.safe_pickle import check_pickle
 
 logger = logging.getLogger(__name__)
 
@@ -249,9 +248,10 @@ def _load_word2vec(path: Path, binary: bool) -> KeyedVectors:
 def _unpickle(path: Path) -> Any:
     # The user asked for this file; still, never let anything write through the mapping.
     mmap = None if path.name.lower().endswith(_COMPRESSED) else "r"
-    check_pickle(path)  # no recorded hash here: refuse a pickle that could run code
     try:
-        return SaveLoad.load(str(path), mmap=mmap)
+        return load_saved(path, mmap=mmap)  # nothing in the file can run code
+    except IncW2VError:
+        raise
     except FileNotFoundError as exc:
         raise DataError(
             f"{path}: a side file gensim saved with it is missing ({exc.filename})",

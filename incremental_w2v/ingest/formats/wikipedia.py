@@ -14,7 +14,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from typing import IO, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictInt
 
 from incremental_w2v.config.base import Strict
 from incremental_w2v.ingest.formats.registry import ReadStats, register
@@ -28,8 +28,9 @@ class WikipediaFormat(Strict):
     unit: Literal["article", "paragraph"] = Field(
         "article", description="one record per article, or per paragraph of an article"
     )
-    namespaces: tuple[int, ...] = Field(
-        (0,), min_length=1, description="namespaces to read; 0 is the articles"
+    # A YAML list becomes the tuple (strict mode alone would want a tuple); items stay strict.
+    namespaces: tuple[StrictInt, ...] = Field(
+        (0,), min_length=1, strict=False, description="namespaces to read; 0 is the articles"
     )
 
 
