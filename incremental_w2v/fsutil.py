@@ -3,6 +3,19 @@
 Every write the store makes, and every output a command writes (exports, the
 report, aligned vectors), goes through these few functions, so the commit
 protocol and the outputs' durability can be read (and crash-tested) in one place.
+
+Two rules live here and nowhere else:
+
+- **No output inside a store.** :func:`check_output_folder` (which
+  :func:`atomic_outputs` calls) refuses an output whose folder, after every
+  symlink is resolved, is a store or lies inside one: a folder holding the
+  store marker (``.incw2v-store``), an old store without one (``manifest.json``
+  beside ``versions/``), or a store's local cache (``.incw2v-cache``). Only the
+  store itself writes there, naming itself with ``store=``.
+- **No write follows a symlink.** New files are created with ``O_EXCL |
+  O_NOFOLLOW`` (:func:`create_new`), existing files are replaced by a rename
+  (which replaces a planted link or hard link, never what it points to), and
+  :func:`open_nofollow` opens a file that must be a plain file of its own.
 """
 
 from __future__ import annotations
@@ -13,6 +26,7 @@ import hashlib
 import os
 import secrets
 import shutil
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,10 +34,75 @@ from pathlib import Path
 from incremental_w2v.errors import OutputError, StoreIOError
 
 HASH_CHUNK = 1 << 22
+TMP_MARK = ".incw2v-tmp-"
+# Written by the tool into every store it creates, and into every local cache of a
+# remote store: a folder is only treated (and swept) as a store when it holds one.
+STORE_MARKER = ".incw2v-store"
+CACHE_MARKER = ".incw2v-cache"
+_NOFOLLOW = os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def create_new(path: Path, mode: int = 0o644) -> int:
+    """A descriptor of a new file at ``path``: never an existing file, never through a link."""
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, mode)
+
+
+def write_new(path: Path, data: bytes) -> None:
+    """Write ``data`` to a new file (see :func:`create_new`) and fsync it."""
+    fd = create_new(path)
+    try:
+        with os.fdopen(fd, "wb", closefd=False) as handle:
+            handle.write(data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def open_nofollow(path: Path, flags: int = os.O_RDONLY) -> int:
+    """Open ``path`` without following a symlink; it must be a plain file with one link.
+
+    Raises OSError(ELOOP) for a symlink and OSError(EMLINK) for a hard-linked
+    file (whose other name may be outside the store).
+    """
+    fd = os.open(path, flags | _NOFOLLOW)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise OSError(errno.EINVAL, "not a plain file", str(path))
+        if st.st_nlink > 1 and flags & (os.O_WRONLY | os.O_RDWR):
+            raise OSError(errno.EMLINK, "a hard-linked file (it has another name)", str(path))
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def store_root_of(path: Path, roots: tuple[Path, ...] = ()) -> Path | None:
+    """The store (or store cache) that ``path`` is in, after resolving symlinks, or None.
+
+    ``path`` is inside a store when it or one of its folders holds the store
+    marker, the cache marker, or is an older store (a ``manifest.json`` beside a
+    ``versions/`` folder). ``roots``: stores that count even before they exist
+    (the config's own store, which a log file must not be written into).
+    """
+    real = Path(os.path.realpath(path))
+    resolved_roots = [Path(os.path.realpath(r)) for r in roots]
+    for folder in (real, *real.parents):
+        if folder in resolved_roots:
+            return folder
+        try:
+            if (folder / STORE_MARKER).exists() or (folder / CACHE_MARKER).exists():
+                return folder
+            if (folder / "manifest.json").is_file() and (folder / "versions").is_dir():
+                return folder
+        except OSError:  # a folder we may not look into is no store of ours
+            continue
+    return None
+
 
 
 def fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
+    fd = os.open(path, os.O_RDONLY | _NOFOLLOW)
     try:
         os.fsync(fd)
     finally:
@@ -36,9 +115,6 @@ def fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-TMP_MARK = ".incw2v-tmp-"
 
 
 class Outputs:
@@ -58,9 +134,28 @@ class Outputs:
         return [p for p in self.folder.iterdir() if p.name.startswith(self.prefix)]
 
 
-def check_output_folder(output: Path) -> None:
-    """Raise OutputError unless ``output`` can be created in an existing, writable folder."""
+def check_output_folder(output: Path, store: Path | None = None,
+                        avoid: tuple[Path, ...] = ()) -> None:
+    """Raise OutputError unless ``output`` can be created in an existing, writable folder.
+
+    An output is never written inside a store (see the module's docstring);
+    ``store``: the store writing its own file, which must then be inside it;
+    ``avoid``: stores that count even before they exist (a config's own store).
+    """
     folder = output.parent
+    # A store replaces its own files by a rename (a link there is replaced, not followed):
+    # only its folder is resolved. Any other output is resolved to the end.
+    inside = (store_root_of(output.parent, roots=(store,)) if store is not None
+              else store_root_of(output, roots=avoid))
+    if store is not None:
+        if inside is None or inside != Path(os.path.realpath(store)):
+            raise OutputError(f"refusing to write {output}: it is not inside the store {store}")
+    elif inside is not None:
+        raise OutputError(
+            f"refusing to write {output}: it is inside the incw2v store (or its cache) {inside}, "
+            "whose files only incw2v itself may write",
+            hint="choose an --output (or log_file) outside the store and outside its cache",
+        )
     if not folder.exists():
         raise OutputError(
             f"cannot write {output}: folder {folder} does not exist",
@@ -84,7 +179,8 @@ def check_output_folder(output: Path) -> None:
 
 
 @contextmanager
-def atomic_outputs(output: Path, sync_dir: bool = True) -> Iterator[Outputs]:
+def atomic_outputs(output: Path, sync_dir: bool = True, store: Path | None = None
+                   ) -> Iterator[Outputs]:
     """Write ``output`` (and any files beside it) so that a reader sees old or new, never torn.
 
     The caller writes each file at ``outputs.temp(final)``; a library that adds
@@ -94,10 +190,11 @@ def atomic_outputs(output: Path, sync_dir: bool = True) -> Iterator[Outputs]:
     last, then the folder is fsynced (unless ``sync_dir`` is False: the caller
     fsyncs it, to tell a failure after the rename from one before). On any
     failure the temporary files are removed and an OSError becomes OutputError
-    or StoreIOError; what was at the final names is untouched.
+    or StoreIOError; what was at the final names is untouched. ``store``: see
+    :func:`check_output_folder`.
     """
     output = Path(output)
-    check_output_folder(output)
+    check_output_folder(output, store)
     outputs = Outputs(output.parent, output)
     try:
         yield outputs
@@ -117,18 +214,24 @@ def atomic_outputs(output: Path, sync_dir: bool = True) -> Iterator[Outputs]:
         fsync_dir(outputs.folder)
 
 
-def atomic_write_bytes(path: Path, data: bytes, sync_dir: bool = True) -> None:
-    """Replace ``path`` with ``data`` atomically and durably (see :func:`atomic_outputs`)."""
-    with atomic_outputs(path, sync_dir=sync_dir) as outputs, open(
-        outputs.temp(path), "wb"
-    ) as handle:
-        os.fchmod(handle.fileno(), 0o644)
-        handle.write(data)
+def atomic_write_bytes(path: Path, data: bytes, sync_dir: bool = True,
+                       store: Path | None = None) -> None:
+    """Replace ``path`` with ``data`` atomically and durably (see :func:`atomic_outputs`).
+
+    The temporary file is created new (never through a planted link) and renamed
+    over ``path``: a symlink or hard link at ``path`` is replaced, its target untouched.
+    """
+    with atomic_outputs(path, sync_dir=sync_dir, store=store) as outputs:
+        fd = create_new(outputs.temp(path))
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
 
 
-def sha256_file(path: Path) -> str:
+def sha256_file(path: Path, follow: bool = True) -> str:
+    """The sha256 of ``path``; ``follow=False`` (a store's own files): a symlink is refused
+    with ELOOP, never followed."""
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
+    with (open(path, "rb") if follow else os.fdopen(open_nofollow(path), "rb")) as handle:
         while chunk := handle.read(HASH_CHUNK):
             digest.update(chunk)
     return digest.hexdigest()

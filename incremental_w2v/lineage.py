@@ -41,6 +41,7 @@ if TYPE_CHECKING:
         Pruned,
         Published,
         Rejected,
+        Repaired,
     )
     from incremental_w2v.train.add_corpus import AddResult
     from incremental_w2v.train.plan import Status
@@ -75,12 +76,15 @@ class Lineage:
         self.config = config if isinstance(config, Config) else load_config(Path(config))
 
     def validate(self) -> Validated:
-        """The config was checked when this object was made; check that the modules it
-        needs are installed, and say what it describes."""
+        """The config was checked when this object was made; check that its store's place
+        is one incw2v may use and that the modules it needs are installed, and say what it
+        describes."""
         from incremental_w2v.config.needs import REPORT, require
+        from incremental_w2v.store.location import check_place
 
+        check_place(self.config)
         require(self.config.named_uris(), [REPORT])
-        return Validated(config=str(self.config.path), store=str(self.config.store_path),
+        return Validated(config=str(self.config.path), store=self.config.store_location,
                          queue=len(self.config.queue),
                          publish=[self.config.publish_location(t) for t in self.config.publish])
 
@@ -149,6 +153,12 @@ class Lineage:
         from incremental_w2v.store.ops import prune
 
         return prune(self.config, keep, wait)
+
+    def repair(self, wait: float = 0.0) -> Repaired:
+        """Rebuild a missing or damaged manifest from the versions' ``meta.json``."""
+        from incremental_w2v.store.ops import repair
+
+        return repair(self.config, wait)
 
     def export(self, fmt: str, output: str | os.PathLike[str],
                version: str | None = None, force: bool = False) -> Exported:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from faults import Driver
-from helpers import Result, http_server, lee_lines, write_config
+from helpers import Result, atomic_conditional_writes, http_server, lee_lines, write_config
 from incremental_w2v.cli.main import main
 
 
@@ -41,9 +41,17 @@ def driver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Driver]:
 
 @pytest.fixture(scope="module")
 def moto_endpoint() -> Iterator[str]:
-    """A real S3-compatible server (moto) on 127.0.0.1, one per test module."""
+    """A real S3-compatible server (moto) on 127.0.0.1, one per test module.
+
+    moto (5.2) enforces ``If-None-Match: *`` and ``If-Match`` on PutObject and
+    ``If-Match`` on DeleteObject (412), but checks the condition and then writes
+    without a lock, so two conditional writes arriving at the same instant could
+    both pass; S3 itself makes them atomic. ``atomic_conditional_writes`` makes
+    moto keep that promise too (a server-side fix, not a change to what is tested).
+    """
     from moto.server import ThreadedMotoServer
 
+    atomic_conditional_writes()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()

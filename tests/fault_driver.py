@@ -16,17 +16,29 @@ A fault can be planted at the N-th write operation:
   leaves the file created/truncated but empty: the torn state);
 - ``enospc`` / ``eio``: make the operation fail with that errno.
 
-Deliberately broken variants of the store (``naive-manifest``, ``in-place``)
-can be patched in, to prove the checks catch real bugs. They live here, in the
-tests, never in the package.
+For a store on S3 the write points are the *requests that write* (PutObject,
+DeleteObject(s), CopyObject and the multipart calls), seen through botocore's
+event system (``before-parameter-build`` and ``after-call`` on every client
+the child creates). A fault ``{"s3": true, "at": N, "kind": K, "key": SUB}``
+is planted at the N-th of them (counting only keys containing SUB, if given):
+``kill-before`` (before the request is sent), ``kill-after`` (once its reply
+is in), or ``stop-before`` (the child SIGSTOPs itself, for lease tests). The
+lease's renewals are not numbered: they come from a thread at times that
+differ from run to run (the lease tests cover them).
+
+Deliberately broken variants of the store (``naive-manifest``, ``in-place``,
+and on S3 ``unconditional-writes``, ``unconditional-manifest``) can be patched
+in, to prove the checks catch real bugs. They live here, in the tests, never
+in the package.
 
 Requests (all keys optional unless said):
   {"op": "start", "argvs": [[...], ...], "out": PATH, "fault": {...},
-   "variant": NAME, "cwd": PATH, "kill_after_seconds": S}  -> {"pid": N}
+   "variant": NAME, "cwd": PATH, "env": {...}, "kill_after_seconds": S}  -> {"pid": N}
   {"op": "wait", "pid": N, "timeout": S}                    -> {"status": CODE or -SIGNAL}
   {"op": "run", ...same as start...}                        -> start + wait
   {"op": "kill", "pid": N}                                  -> {}
-The child writes ``OUT.json`` ({"codes": [...], "writes": [[kind, path], ...]})
+The child writes ``OUT.json`` ({"codes": [...], "writes": [[kind, path], ...],
+"s3_writes": [[operation, key], ...]})
 when it finishes, and its stdout/stderr to ``OUT.stdout`` / ``OUT.stderr``.
 """
 
@@ -53,12 +65,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import importlib  # noqa: E402
 import pkgutil  # noqa: E402
 
+import boto3  # noqa: E402,F401  (preloaded for the children, as gensim is)
 import gensim.models  # noqa: E402  (preloaded for the children)
 import gensim.models.word2vec_corpusfile  # noqa: E402,F401
 
 import incremental_w2v  # noqa: E402
 from incremental_w2v.cli import main as cli  # noqa: E402
-from incremental_w2v.store import store  # noqa: E402
+from incremental_w2v.store import local, store  # noqa: E402
 
 # Every module of the package, imported once here instead of in each child.
 for _mod in pkgutil.walk_packages(incremental_w2v.__path__, "incremental_w2v."):
@@ -205,12 +218,86 @@ def _die() -> None:
 _real_fsync = os.fsync
 
 
+S3_WRITES = {"PutObject", "DeleteObject", "DeleteObjects", "CopyObject",
+             "CreateMultipartUpload", "UploadPart", "CompleteMultipartUpload",
+             "AbortMultipartUpload"}
+
+
+class S3Injector:
+    """Numbers the child's S3 requests that write, and plants an S3 fault."""
+
+    def __init__(self, fault: dict[str, Any] | None) -> None:
+        fault = fault or {}
+        self.active = bool(fault.get("s3"))
+        self.at = int(fault.get("at", 0)) if self.active else 0
+        self.kind = fault.get("kind", "")
+        self.key = fault.get("key", "")
+        self.writes: list[tuple[str, str]] = []
+        self.lease_tokens: set[str] = set()
+        self.lock = threading.Lock()
+
+    def install(self) -> None:
+        import botocore.session
+
+        original = botocore.session.Session.create_client
+        injector = self
+
+        def create_client(session: Any, *args: Any, **kw: Any) -> Any:
+            client = original(session, *args, **kw)
+            client.meta.events.register("before-parameter-build.s3", injector.before)
+            client.meta.events.register("after-call.s3", injector.after)
+            return client
+
+        botocore.session.Session.create_client = create_client  # type: ignore[method-assign]
+
+    def _renewal(self, operation: str, key: str, params: dict[str, Any]) -> bool:
+        if operation != "PutObject" or not key.endswith("lease.json"):
+            return False
+        body = params.get("Body")
+        try:
+            lease = json.loads(body) if isinstance(body, (bytes, str)) else {}
+        except ValueError:
+            return False
+        token = lease.get("token")
+        if lease.get("state") != "held" or not token:
+            return False
+        renewal = token in self.lease_tokens
+        self.lease_tokens.add(token)
+        return renewal
+
+    def before(self, params: dict[str, Any], model: Any, context: dict[str, Any],
+               **_: Any) -> None:
+        operation = model.name
+        if operation not in S3_WRITES or threading.current_thread().name == "incw2v-lease":
+            return
+        key = str(params.get("Key") or "")
+        if not key and operation == "DeleteObjects":
+            objects = params.get("Delete", {}).get("Objects", [])
+            key = objects[0]["Key"] if objects else ""
+        with self.lock:
+            if self._renewal(operation, key, params):
+                return
+            if self.key and self.key not in key:
+                return
+            self.writes.append((f"s3:{operation}", key))
+            n = len(self.writes)
+        context["incw2v_write"] = n
+        if n == self.at:
+            if self.kind == "kill-before":
+                _die()
+            elif self.kind == "stop-before":
+                os.kill(os.getpid(), signal.SIGSTOP)
+
+    def after(self, context: dict[str, Any], **_: Any) -> None:
+        if self.at and context.get("incw2v_write") == self.at and self.kind == "kill-after":
+            _die()
+
+
 # -- deliberately broken variants (for the test that the harness can fail) --------------
 
 
-def _naive_write_manifest(self: store.Store, manifest: Any) -> None:
+def _naive_write_manifest(self: local.LocalBackend, data: bytes, upload: Any = None) -> None:
     # Truncate-and-write in place: a crash between the two leaves an empty manifest.
-    data = json.dumps(manifest.model_dump(mode="json"), indent=2).encode()
     with open(self.root / store.MANIFEST, "wb") as handle:
         handle.write(data)
 
@@ -228,9 +315,35 @@ def _in_place_save_model(self: store.Staging, model: Any) -> None:
         os.link(path, self.path / path.name)
 
 
+def _unconditional(only: str | None) -> None:
+    """S3 writes without If-None-Match / If-Match (for every object, or only ``only``)."""
+    from incremental_w2v.store import bucket
+
+    original = bucket.Bucket.put
+
+    def put(self: Any, name: str, body: bytes, if_none_match: bool = False,
+            if_match: str | None = None) -> str:
+        if only is None or name == only:
+            if_none_match, if_match = False, None
+        return original(self, name, body, if_none_match, if_match)
+
+    bucket.Bucket.put = put  # type: ignore[method-assign]
+
+
+def _small_parts() -> None:
+    """Files over 32 KiB go up as multipart uploads (as files over 256 MiB do)."""
+    from incremental_w2v.store import bucket
+
+    bucket.MULTIPART_BYTES = 32 << 10
+
+
 VARIANTS = {
-    "naive-manifest": lambda: setattr(store.Store, "write_manifest", _naive_write_manifest),
+    "small-parts": _small_parts,
+    "naive-manifest": lambda: setattr(local.LocalBackend, "write_manifest_bytes",
+                                      _naive_write_manifest),
     "in-place": lambda: setattr(store.Staging, "save_model", _in_place_save_model),
+    "unconditional-writes": lambda: _unconditional(None),
+    "unconditional-manifest": lambda: _unconditional(store.MANIFEST),
 }
 
 
@@ -240,13 +353,17 @@ VARIANTS = {
 def child(request: dict[str, Any]) -> None:
     out = Path(request["out"])
     code = 70
-    injector = Injector(request.get("fault"))
+    fault = request.get("fault") or {}
+    injector = Injector(None if fault.get("s3") else fault)
+    s3 = S3Injector(fault)
     try:
         with open(f"{out}.stdout", "wb") as so, open(f"{out}.stderr", "wb") as se:
             os.dup2(so.fileno(), 1)
             os.dup2(se.fileno(), 2)
         if request.get("cwd"):
             os.chdir(request["cwd"])
+        os.environ.update(request.get("env") or {})
+        s3.install()
         if request.get("variant"):
             VARIANTS[request["variant"]]()
         sys.addaudithook(injector.hook)
@@ -260,7 +377,7 @@ def child(request: dict[str, Any]) -> None:
         sys.stdout.flush()
         sys.stderr.flush()
         injector.local.busy = True  # the report itself is not a write of the run
-        report = {"codes": codes, "writes": injector.writes}
+        report = {"codes": codes, "writes": injector.writes, "s3_writes": s3.writes}
         tmp = f"{out}.json.tmp"
         with open(tmp, "w") as handle:
             json.dump(report, handle)

@@ -13,17 +13,22 @@ import json
 import os
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from helpers import package_env
 from incremental_w2v.errors import IncW2VError
+from incremental_w2v.store.backend import STAGING_RE, TMP_RE, TRASH_RE, WORK_RE
+from incremental_w2v.store.manifest import Manifest
 from incremental_w2v.store.store import MARKER, META, Store
 
 DRIVER = Path(__file__).with_name("fault_driver.py")
 LOCK_FILES = {".lock", ".lock.info"}
-TEMP_PREFIXES = (".staging-", ".work-", ".trash-", ".manifest.json.")
+# What a run creates for itself: the patterns the sweep removes, and nothing else.
+TEMP_PATTERNS = (STAGING_RE, WORK_RE, TRASH_RE, TMP_RE)
 
 
 @dataclass
@@ -31,6 +36,7 @@ class Run:
     status: int  # exit code, or -signal
     codes: list[int] = field(default_factory=list)
     writes: list[tuple[str, str]] = field(default_factory=list)
+    s3_writes: list[tuple[str, str]] = field(default_factory=list)
     stdout: str = ""
     stderr: str = ""
     pid: int = 0
@@ -66,12 +72,13 @@ class Driver:
         return reply
 
     def start(self, *argvs: list[str], fault: dict[str, Any] | None = None,
-              variant: str | None = None, kill_after: float | None = None) -> tuple[int, Path]:
+              variant: str | None = None, kill_after: float | None = None,
+              env: dict[str, str] | None = None) -> tuple[int, Path]:
         out = self.workdir / f"run-{next(self.counter)}"
         reply = self._ask({
             "op": "start", "argvs": [[str(a) for a in argv] for argv in argvs],
             "out": str(out), "fault": fault, "variant": variant,
-            "kill_after_seconds": kill_after,
+            "kill_after_seconds": kill_after, "env": env,
         })
         return int(reply["pid"]), out
 
@@ -95,6 +102,7 @@ class Driver:
         if report.exists():
             data = json.loads(report.read_text())
             run.codes, run.writes = data["codes"], [tuple(w) for w in data["writes"]]
+            run.s3_writes = [tuple(w) for w in data.get("s3_writes", [])]
         return run
 
     def close(self) -> None:
@@ -139,8 +147,12 @@ def version_files(root: Path) -> dict[str, dict[str, str]]:
 
 def lineage(root: Path) -> list[dict[str, Any]]:
     """What a run produced, without timings or random weights: comparable across runs."""
-    store = Store(root)
-    manifest = store.read_manifest()
+    return lineage_of(Store(root))
+
+
+def lineage_of(store: Store) -> list[dict[str, Any]]:
+    """:func:`lineage` of any store (local or on S3)."""
+    manifest = store.read_manifest(fresh=True)
     rows = []
     for entry in manifest.versions:
         meta = store.read_meta(entry.version)
@@ -160,7 +172,7 @@ def leftovers(root: Path) -> list[str]:
     left in a version the manifest says was pruned."""
     if not root.exists():
         return []
-    found = [p.name for p in root.iterdir() if p.name.startswith(TEMP_PREFIXES)]
+    found = [p.name for p in root.iterdir() if any(r.match(p.name) for r in TEMP_PATTERNS)]
     versions = root / "versions"
     if versions.is_dir():
         try:
@@ -175,6 +187,35 @@ def leftovers(root: Path) -> list[str]:
                           for p in (versions / entry.version).iterdir()
                           if p.name not in (META, MARKER)]
     return found
+
+
+def readers_during(readers: list[subprocess.Popen[str]], stop: Path, update: Any, prune: Any,
+                   updates: int = 20) -> int:
+    """Run ``updates`` updates (and a prune after every fifth) while ``readers`` (processes
+    running ``test_concurrency.READER`` until ``stop`` exists) read; returns their
+    successful reads, after checking that not one read failed."""
+    try:
+        for reader in readers:  # all are reading before the first update starts
+            assert reader.stdout is not None and reader.stdout.readline() == "READY\n"
+        for i in range(updates):
+            run = update(i)
+            assert run.status == 0, run.stderr
+            if i % 5 == 4:
+                pruned = prune()
+                assert pruned.status == 0, pruned.stderr
+    finally:
+        stop.touch()
+        results = [r.communicate(timeout=300) for r in readers]
+    reads = 0
+    for reader, (out, err) in zip(readers, results, strict=True):
+        assert reader.returncode == 0, err[-2000:]
+        ok, failed = map(int, out.rsplit("RESULT", 1)[1].split())
+        assert failed == 0, err[-2000:]
+        reads += ok
+    print(f"readers: {reads} successful reads during {updates} updates and "
+          f"{updates // 5} prunes")
+    assert reads >= 4
+    return reads
 
 
 def check_store(root: Path, before: dict[str, dict[str, str]]) -> list[str]:
@@ -205,11 +246,19 @@ def check_store(root: Path, before: dict[str, dict[str, str]]) -> list[str]:
                 problems.append(f"pruned {version} lost or changed its lineage record")
         elif tree_hashes(store.version_dir(version)) != files:
             problems.append(f"previously committed {version} changed on disk")
+    return check_listed(store, manifest, problems, bool(before),
+                        lambda v: (store.version_dir(v) / MARKER).is_file())
+
+
+def check_listed(store: Store, manifest: Manifest, problems: list[str], before: bool,
+                 sealed: Callable[[str], bool]) -> list[str]:
+    """The rest of a store's check: every listed version sealed and verified, the current
+    one loads (when nothing is wrong so far); ``problems`` found so far come first."""
+    problems = list(problems)
     if before and manifest.current is None:
         problems.append("no current version although one was committed before")
     for entry in manifest.versions:
-        folder = store.version_dir(entry.version)
-        if not (folder / MARKER).is_file():
+        if not sealed(entry.version):
             problems.append(f"listed {entry.version} has no {MARKER} marker")
             continue
         if entry.pruned_at is not None:
@@ -242,3 +291,108 @@ def check_model(store: Store, version: str) -> list[str]:
     }
     bad = {k: v for k, v in lengths.items() if v != n}
     return [f"current {version}: arrays disagree with vocab_size {n}: {bad}"] if bad else []
+
+
+# -- judging a store on S3 ---------------------------------------------------------------
+
+
+class S3View:
+    """A test's look at a store on S3: raw objects, and the package's own reader.
+
+    The reader has a cache folder of its own (another "host"), so what it checks
+    was downloaded from the server, not taken from a writer's cache.
+    """
+
+    def __init__(self, endpoint: str, bucket: str, prefix: str, cache: Path) -> None:
+        import boto3
+
+        from incremental_w2v.store.bucket import Bucket
+        from incremental_w2v.store.cache import Cache
+        from incremental_w2v.store.s3 import S3Backend
+
+        self.client = boto3.client("s3", endpoint_url=endpoint)
+        self.endpoint = endpoint
+        self.bucket, self.prefix = bucket, prefix
+        location = f"s3://{bucket}/{prefix}"
+        self.cache = cache
+        self.backend = S3Backend(Bucket(bucket, prefix, endpoint, location),
+                                 Cache(cache, 1 << 40, location), 60.0, 900.0)
+
+    def store(self) -> Store:
+        return Store(self.backend)
+
+    def objects(self) -> dict[str, str]:
+        """Every object of the store (key relative to the prefix) -> its ETag."""
+        out: dict[str, str] = {}
+        for page in self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=f"{self.prefix}/"):
+            for item in page.get("Contents", []):
+                out[item["Key"][len(self.prefix) + 1:]] = item["ETag"]
+        return out
+
+    def manifest(self) -> dict[str, Any] | None:
+        try:
+            body = self.client.get_object(Bucket=self.bucket,
+                                          Key=f"{self.prefix}/manifest.json")["Body"].read()
+        except self.client.exceptions.NoSuchKey:
+            return None
+        data: dict[str, Any] = json.loads(body)
+        return data
+
+    def listed(self) -> dict[str, str]:
+        """version -> upload, as the manifest says."""
+        manifest = self.manifest() or {"versions": []}
+        return {v["version"]: v["upload"] for v in manifest["versions"]}
+
+    def version_objects(self) -> dict[str, dict[str, str]]:
+        """The objects of every listed version (version -> name -> ETag)."""
+        objects = self.objects()
+        out: dict[str, dict[str, str]] = {}
+        for version, upload in self.listed().items():
+            head = f"versions/{version}/{upload}/"
+            out[version] = {k[len(head):]: e for k, e in objects.items() if k.startswith(head)}
+        return out
+
+    def leftovers(self) -> list[str]:
+        """Objects of uploads the manifest does not list, and upload records."""
+        listed = {f"versions/{v}/{u}/" for v, u in self.listed().items()}
+        return sorted(k for k in self.objects() if k.startswith("uploads/") or (
+            k.startswith("versions/") and not any(k.startswith(p) for p in listed)))
+
+    def lineage(self) -> list[dict[str, Any]]:
+        return lineage_of(self.store())
+
+    def lease(self) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads(self.client.get_object(
+            Bucket=self.bucket, Key=f"{self.prefix}/lease.json")["Body"].read())
+        return data
+
+    def wait_for_holder(self, pid: int, timeout: float = 60) -> dict[str, Any]:
+        """The lease, once process ``pid`` holds it."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            lease = self.lease()
+            if lease["state"] == "held" and lease["holder"]["pid"] == pid:
+                return lease
+            time.sleep(0.1)
+        raise AssertionError(f"pid {pid} never took the lease")
+
+
+def check_s3_store(view: S3View, before: dict[str, dict[str, str]]) -> list[str]:
+    """``check_store`` for S3: what must hold at any moment, even right after a SIGKILL."""
+    problems: list[str] = []
+    if view.manifest() is None:
+        return ["manifest.json is gone"] if before else []
+    store = view.store()
+    try:
+        manifest = store.read_manifest(fresh=True)
+    except IncW2VError as exc:
+        return [f"manifest does not parse: {exc.message}"]
+    now = view.version_objects()
+    for version, objects in before.items():
+        if version not in now:
+            problems.append(f"previously committed {version} is no longer listed")
+        elif now[version] != objects:
+            problems.append(f"previously committed {version} changed in the bucket")
+    return check_listed(store, manifest, problems, bool(before),
+                        lambda v: MARKER in now.get(v, {}))

@@ -10,7 +10,7 @@ import sys
 import textwrap
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from functools import partial
 from http.server import BaseHTTPRequestHandler, SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -42,6 +42,14 @@ class Result:
         return json.loads(self.out)
 
 
+def committed(store: Path) -> list[str]:
+    """The versions a local store's manifest lists ([] without a manifest)."""
+    path = store / "manifest.json"
+    if not path.exists():
+        return []
+    return [v["version"] for v in json.loads(path.read_text())["versions"]]
+
+
 def s3_credentials(monkeypatch: pytest.MonkeyPatch, secret: str) -> None:
     """S3 credentials in the environment only, as a cron job would have them."""
     for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_CONFIG_FILE",
@@ -50,6 +58,27 @@ def s3_credentials(monkeypatch: pytest.MonkeyPatch, secret: str) -> None:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secret)
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+
+
+_ATOMIC = threading.Lock()
+
+
+def atomic_conditional_writes() -> None:
+    """Make moto's PutObject and DeleteObject check-and-write under one lock (see the
+    ``moto_endpoint`` fixture): what S3 guarantees for conditional writes."""
+    from moto.s3.responses import S3Response
+
+    for name in ("put_object", "delete_object"):
+        original = getattr(S3Response, name)
+        if getattr(original, "_incw2v_atomic", False):
+            continue
+
+        def serialised(self: Any, *args: Any, __original: Any = original, **kw: Any) -> Any:
+            with _ATOMIC:
+                return __original(self, *args, **kw)
+
+        serialised._incw2v_atomic = True  # type: ignore[attr-defined]
+        setattr(S3Response, name, serialised)
 
 
 def package_env(**extra: str) -> dict[str, str]:
@@ -105,3 +134,136 @@ def version_model(store: Path, version: str) -> Any:
     from incremental_w2v.store.store import Store
 
     return Store(store).load_model(version)
+
+
+def s3_store_config(config: Path, endpoint: str, bucket: str, prefix: str = "lineage",
+                    lease: float = 60, grace: float = 900) -> Path:
+    """Point a workspace's ``config.yaml`` (``store: store``) at ``s3://bucket/prefix``."""
+    text = config.read_text().replace(
+        "store: store\n",
+        f"store: s3://{bucket}/{prefix}\nstore_options:\n  endpoint_url: {endpoint}\n"
+        f"  lease_seconds: {lease}\n  leftover_grace_seconds: {grace}\n", 1)
+    config.write_text(text)
+    return config
+
+
+def host_env(folder: Path, host: str) -> dict[str, str]:
+    """The environment of another "host": its own name and its own cache folder."""
+    return {"INCW2V_HOST": host, "INCW2V_CACHE_DIR": str(folder / f"cache-{host}")}
+
+
+class FlakyProxy:
+    """A TCP proxy on 127.0.0.1 in front of a server, that can cut it off mid-request.
+
+    ``arm("reset", n)``: the next ``n`` requests that upload a version's file
+    (``PUT .../versions/...``) are cut with a TCP reset once ``cut_after`` bytes of
+    them went through. ``arm("down")``: at the first such cut the server is gone:
+    every connection is reset, and new ones too, until :meth:`up`. ``cuts``
+    counts what was cut.
+    """
+
+    def __init__(self, upstream: str, cut_after: int = 16 << 10) -> None:
+        import socket
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(upstream)
+        self.upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
+        self.cut_after = cut_after
+        self.mode = "pass"
+        self.left = 0
+        self.down = False
+        self.cuts = 0
+        self.lock = threading.Lock()
+        self.conns: list[Any] = []
+        self.listener = socket.socket()
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(64)
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def arm(self, mode: str, times: int = 1) -> None:
+        with self.lock:
+            self.mode, self.left = mode, times
+
+    def up(self) -> None:
+        with self.lock:
+            self.down, self.mode = False, "pass"
+
+    def close(self) -> None:
+        self.closed = True
+        self.listener.close()
+        self._reset_all()
+
+    @staticmethod
+    def _reset(sock: Any) -> None:
+        import socket
+        import struct
+
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            sock.close()
+        except OSError:
+            pass
+
+    def _reset_all(self) -> None:
+        with self.lock:
+            conns, self.conns = self.conns, []
+        for sock in conns:
+            self._reset(sock)
+
+    def _accept(self) -> None:
+        import socket
+
+        while not self.closed:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            if self.down:
+                self._reset(client)
+                continue
+            try:
+                server = socket.create_connection(self.upstream)
+            except OSError:
+                self._reset(client)
+                continue
+            with self.lock:
+                self.conns += [client, server]
+            threading.Thread(target=self._pump, args=(client, server, True), daemon=True).start()
+            threading.Thread(target=self._pump, args=(server, client, False), daemon=True).start()
+
+    def _pump(self, src: Any, dst: Any, from_client: bool) -> None:
+        counting = -1  # bytes of the current upload seen so far, -1: not in an upload
+        try:
+            while data := src.recv(65536):
+                if from_client:
+                    start = data.find(b"PUT /")
+                    if start >= 0 and b"/versions/" in data[start:data.find(b"\r\n", start)]:
+                        counting = 0
+                    if counting >= 0:
+                        counting += len(data)
+                        if counting > self.cut_after and self._cut():
+                            self._reset(src)
+                            self._reset(dst)
+                            return
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (src, dst):
+                with suppress(OSError):
+                    sock.close()
+
+    def _cut(self) -> bool:
+        with self.lock:
+            if self.mode == "pass" or self.left <= 0:
+                return False
+            self.left -= 1
+            self.cuts += 1
+            if self.mode == "down":
+                self.down = True
+        if self.down:
+            self._reset_all()
+        return True

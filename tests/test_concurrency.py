@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from gensim.test.utils import datapath
 
-from faults import Driver, Run, check_store, leftovers, lineage
+from faults import Driver, Run, check_store, leftovers, lineage, readers_during
 from helpers import ROOT
 from test_crash_sweep import write_workspace
 from test_lock_and_crash import holder_pid, wait_for
@@ -157,26 +157,9 @@ def test_readers_never_fail_during_20_updates_and_prunes(
         )
         for i in range(2)
     ]
-    try:
-        for reader in readers:  # both are reading before the first update starts
-            assert reader.stdout is not None and reader.stdout.readline() == "READY\n"
-        for i in range(20):
-            run = driver.run(["add-corpus", config, new_corpus(folder, i), "--json"])
-            assert run.status == 0, run.stderr
-            if i % 5 == 4:
-                pruned = driver.run(["prune", config, "--keep", "2"])
-                assert pruned.status == 0, pruned.stderr
-    finally:
-        stop.touch()
-        results = [r.communicate(timeout=120) for r in readers]
-    reads = 0
-    for reader, (out, err) in zip(readers, results, strict=True):
-        assert reader.returncode == 0, err[-2000:]
-        ok, failed = map(int, out.rsplit("RESULT", 1)[1].split())
-        assert failed == 0, err[-2000:]
-        reads += ok
-    print(f"readers: {reads} successful reads during 20 updates and 4 prunes")
-    assert reads >= 4
+    readers_during(readers, stop,
+                   lambda i: driver.run(["add-corpus", config, new_corpus(folder, i), "--json"]),
+                   lambda: driver.run(["prune", config, "--keep", "2"]))
     store = folder / "store"
     assert check_store(store, {}) == [] and leftovers(store) == []
     assert json.loads(driver.run(["status", config, "--json"]).stdout)["current"] == "v0021"

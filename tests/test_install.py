@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from packaging.requirements import Requirement
 
-from helpers import ROOT, lee_lines, package_env, write_config
+from helpers import ROOT, committed, lee_lines, package_env, write_config
 from incremental_w2v.config.needs import REPORT, S3, SEVENZIP, ZSTD, installed
 
 BLOCKER = """
@@ -113,7 +113,7 @@ def test_a_missing_module_stops_the_run_before_anything_is_committed(tmp_path: P
     added = run(["add-corpus", str(config)], tmp_path, blocked)
     assert added.returncode == 78, added.stderr
     assert "nothing was done" in added.stderr and "internal error" not in added.stderr
-    assert not (tmp_path / "store" / "manifest.json").exists()  # not even the base
+    assert committed(tmp_path / "store") == []  # not even the base
     # With the module there, the same config runs through (the README's install has it).
     done = run(["add-corpus", str(config), "--json"], tmp_path, [])
     assert done.returncode == 0, done.stderr

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import popen, run_subprocess
+from helpers import committed, popen, run_subprocess
 
 # Crash sweeps, kills, full disks and races: the slow fault tests (see README).
 pytestmark = pytest.mark.faults
@@ -48,7 +48,7 @@ def start_blocked_run(
     proc = popen("add-corpus", config)
     store = config.parent / "store"
     # Base committed and the run is now blocked opening the pipe, lock held.
-    wait_for(lambda: holder_pid(store) == proc.pid and (store / "manifest.json").exists())
+    wait_for(lambda: holder_pid(store) == proc.pid and committed(store) == ["v0001"])
     wait_for(lambda: any(p.name.startswith(".work-") for p in store.iterdir()))
     return config, fifo, proc
 

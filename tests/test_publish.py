@@ -219,7 +219,8 @@ def test_publish_to_s3_with_a_polling_reader_and_a_failed_publish_retried(
     assert cli("status", config, "--json").json()["current"] == "v0001"
     client.create_bucket(Bucket="models")
     healed = cli("add-corpus", config, "--json")  # nothing to apply, but the pointer is stale
-    assert healed.code == 0 and healed.json()["published"] == ["s3://models/news/current"]
+    assert healed.code == 0, healed.err
+    assert healed.json()["published"] == ["s3://models/news/current"]
 
     stop = tmp_path / "stop"
     cache = tmp_path / "reader-cache"

@@ -15,7 +15,7 @@ import pytest
 from gensim.models import KeyedVectors
 from gensim.test.utils import datapath
 
-from helpers import Result
+from helpers import Result, committed
 from incremental_w2v.config.schema import load_config
 from incremental_w2v.quality.evaluation import (
     bundled_path,
@@ -181,7 +181,7 @@ def test_user_evaluation_files(
     bad = cli("add-corpus", config2)
     assert bad.code == 65
     assert "pairs.tsv, line 2" in bad.err
-    assert not (tmp_path / "store2" / "manifest.json").exists()
+    assert committed(tmp_path / "store2") == []
     analogies.unlink()
     pairs.write_text("a\tb\t1\n")
     missing = cli("add-corpus", config2)

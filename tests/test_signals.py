@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import popen, run_subprocess
+from helpers import committed, popen, run_subprocess
 from test_lock_and_crash import holder_pid, wait_for
 
 pytestmark = pytest.mark.faults
@@ -40,7 +40,8 @@ def blocked_run(tmp_path: Path, corpora: dict[str, Path], make_config: Callable[
     config = make_config(corpora["a"], [fifo])
     proc = popen("add-corpus", config, start_new_session=True)
     store = config.parent / "store"
-    wait_for(lambda: holder_pid(store) == proc.pid and (store / "manifest.json").exists())
+    # A store has a manifest from its creation on: wait for the base to be committed.
+    wait_for(lambda: holder_pid(store) == proc.pid and committed(store) == ["v0001"])
     wait_for(lambda: any(p.name.startswith(".work-") for p in store.iterdir()))
     return config, fifo, proc
 

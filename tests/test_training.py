@@ -11,7 +11,7 @@ from gensim.models import Doc2Vec, Word2Vec
 from gensim.models.doc2vec import TaggedDocument
 from gensim.utils import simple_preprocess
 
-from helpers import Result, lee_lines, version_model
+from helpers import Result, committed, lee_lines, version_model
 
 
 def tokens_of(path: Path) -> list[list[str]]:
@@ -154,6 +154,6 @@ def test_keyedvectors_hs_and_doc2vec_bases_are_refused(
         result = cli("add-corpus", config)
         assert result.code == 78, (name, result.err)
         assert fragment in result.err, (name, result.err)
-        assert not (tmp_path / "store-import" / "manifest.json").exists()
+        assert committed(tmp_path / "store-import") == []
     missing = write_base_config(tmp_path, tmp_path / "absent.model", corpora["b"])
     assert cli("add-corpus", missing).code == 66

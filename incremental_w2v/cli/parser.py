@@ -169,6 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="how many of the newest versions to keep whole")
     command("publish", "write the current version to the config's publish: targets now (add-"
             "corpus, rollback, promote and rebuild do it after every change)", "json", "wait")
+    command("repair", "rebuild a missing or damaged manifest from the versions' meta.json "
+            "(an intact manifest is left alone)", "json", "wait")
     p = command("evaluate", "score a version on the configured evaluation sets (read-only)",
                 "json")
     p.add_argument("--version", dest="version_name", metavar="VERSION",

@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # the results' modules import gensim; rendering needs only th
         Pruned,
         Published,
         Rejected,
+        Repaired,
         VersionRow,
     )
     from incremental_w2v.train.add_corpus import AddResult
@@ -188,6 +189,23 @@ def pruned(result: Pruned) -> str:
     held = f" ({', '.join(result.held)} held open by a reader)" if result.held else ""
     return (f"pruned {deleted} (arrays deleted, lineage records kept in the history); "
             f"kept {', '.join(result.kept)}{held}")
+
+
+def repaired(result: Repaired) -> str:
+    if not result.rebuilt:
+        return (f"the manifest is intact ({len(result.versions)} version(s), current "
+                f"{result.current}); nothing to repair")
+    lines = [f"rebuilt the manifest from {len(result.versions)} version(s): "
+             f"{', '.join(result.versions) or 'none'}; current is now {result.current}"]
+    if result.candidates:
+        lines.append(f"candidates (they failed a gate): {', '.join(result.candidates)}")
+    if result.left_out:
+        lines.append(f"left out (meta.json unreadable): {', '.join(result.left_out)}")
+    if result.damaged_manifest:
+        lines.append(f"the damaged manifest was kept as {result.damaged_manifest}")
+    lines.append("rollbacks and promotions were recorded only in the lost manifest: if another "
+                 "version was current, 'incw2v rollback CONFIG VERSION'")
+    return "\n".join(lines)
 
 
 def scores(values: dict[str, dict[str, Any]]) -> list[str]:

@@ -29,8 +29,9 @@ from incremental_w2v.config.quality import (
     RebuildSettings,
     gate_problems,
 )
+from incremental_w2v.config.store import StoreOptions, is_remote_store, store_problem
 from incremental_w2v.config.strict_yaml import LoadedYaml, dotted, load_file, load_text
-from incremental_w2v.errors import ConfigError, IncW2VError
+from incremental_w2v.errors import ConfigError, IncW2VError, UsageError
 from incremental_w2v.ingest.fingerprint import STALL_TIMEOUT
 from incremental_w2v.ingest.formats.catalog import FormatSettings, TextFormat
 from incremental_w2v.ingest.tokenize import TokenizeSettings
@@ -311,6 +312,7 @@ class Config(Strict):
     """A whole config file."""
 
     store: str
+    store_options: StoreOptions = StoreOptions()
     log_file: str | None = None
     model: ModelParams = ModelParams()
     update: UpdateSettings = UpdateSettings()
@@ -340,6 +342,22 @@ class Config(Strict):
                              "through the environment or your SDK's configuration")
         return value
 
+    @field_validator("store")
+    @classmethod
+    def _store_place(cls, value: str) -> str:
+        problem = store_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+    @model_validator(mode="after")
+    def _options_need_a_remote_store(self) -> Config:
+        if self.store_options.model_fields_set and not is_remote_store(self.store):
+            raise ValueError(
+                "store_options apply to a store on S3 (store: s3://bucket/prefix); "
+                f"{redact(self.store)} is a local folder")
+        return self
+
     @model_validator(mode="after")
     def _gates_name_metrics(self) -> Config:
         problems = gate_problems(self.gates, self.evaluation)
@@ -358,8 +376,22 @@ class Config(Strict):
         return self._path.parent
 
     @property
+    def store_is_remote(self) -> bool:
+        return is_remote_store(self.store)
+
+    @property
     def store_path(self) -> Path:
+        """The folder of a local store."""
+        if self.store_is_remote:
+            raise UsageError(f"store {redact(self.store)} is not a local folder")
+        if self.store.startswith("file://"):
+            return Path(self.store[len("file://"):])
         return self._resolve(self.store)
+
+    @property
+    def store_location(self) -> str:
+        """How messages name the store: its folder, or its redacted URI."""
+        return redact(self.store) if self.store_is_remote else str(self.store_path)
 
     @property
     def log_path(self) -> Path | None:

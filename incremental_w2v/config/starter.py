@@ -19,7 +19,10 @@ STARTER = """\
 # Relative paths resolve against this file's folder. Check it with: incw2v validate CONFIG
 # Every key: docs/config.md; more in docs/lineage.md, docs/publish.md, docs/quality.md.
 
-store: ./store                   # REQUIRED: the folder that keeps the versions (created)
+store: ./store                   # REQUIRED: the folder that keeps the versions (created),
+                                 # or s3://bucket/prefix (docs/store.md)
+# store_options: {}              # S3 stores: endpoint_url, cache_dir, cache_max_bytes,
+                                 # lease_seconds, leftover_grace_seconds
 
 base:                            # REQUIRED: where the lineage starts; exactly one of:
   corpus: data/base.txt.gz       #   a corpus: a file, glob, folder or URI (s3://, https://)

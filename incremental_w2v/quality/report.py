@@ -174,7 +174,7 @@ def build_report(config: Config) -> tuple[str, dict[str, Any]]:
     manifest = store.read_manifest()
     entries = manifest.versions
     if not entries:
-        raise UsageError(f"store {store.root} has no versions yet",
+        raise UsageError(f"store {store.location} has no versions yet",
                          hint="run 'incw2v add-corpus CONFIG' first")
     metas = [store.read_meta(e.version) for e in entries]
     status: dict[str, str] = {e.version: e.status for e in entries}
@@ -216,10 +216,10 @@ def build_report(config: Config) -> tuple[str, dict[str, Any]]:
 
     parts = [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
-        f"<title>incw2v report: {html.escape(str(store.root))}</title>",
+        f"<title>incw2v report: {html.escape(store.location)}</title>",
         f"<style>{_CSS}</style></head><body>",
         "<h1>incw2v quality report</h1>",
-        f"<p>Store <code>{html.escape(str(store.root))}</code>; current version "
+        f"<p>Store <code>{html.escape(store.location)}</code>; current version "
         f"<b>{html.escape(manifest.current or 'none')}</b>; {len(metas)} versions; "
         f"generated {now_iso()}.</p>",
         _version_table(metas, status, metrics, manifest.current, tree),

@@ -7,6 +7,7 @@ that finding what is pending needs one small file, never a model.
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import datetime, timezone
 from typing import Any, Literal
@@ -19,6 +20,8 @@ FORMAT_VERSION = 1
 VERSION_RE = re.compile(r"^v\d{4,}$")
 # What a user may type for a version: v0003, v3 and 3 all name v0003.
 VERSION_REF = re.compile(r"^v?\d+$")
+# An upload of a version to an object store: its own prefix, so attempts never mix.
+UPLOAD_RE = re.compile(r"^[0-9a-f]{16}$")
 
 
 def version_name(ref: str) -> str:
@@ -106,6 +109,8 @@ class VersionEntry(StrictRecord):
     # When prune or retention deleted the version's arrays; its meta.json (the lineage
     # record: corpora, fingerprints, scores, drift) stays, so the history stays whole.
     pruned_at: str | None = None
+    # Object stores only: the upload (``versions/VERSION/UPLOAD/``) this entry commits.
+    upload: str | None = None
 
     @field_validator("version")
     @classmethod
@@ -113,6 +118,13 @@ class VersionEntry(StrictRecord):
         # Names become paths: nothing like '../x' or '/etc' may get through.
         if not VERSION_RE.match(value):
             raise ValueError(f"not a version name: {value!r}")
+        return value
+
+    @field_validator("upload")
+    @classmethod
+    def _safe_upload(cls, value: str | None) -> str | None:
+        if value is not None and not UPLOAD_RE.match(value):
+            raise ValueError(f"not an upload id: {value!r}")
         return value
 
 
@@ -140,9 +152,26 @@ class Manifest(StrictRecord):
     versions: list[VersionEntry] = Field(default_factory=list)
     events: list[Event] = Field(default_factory=list)
     exclusions: list[Exclusion] = Field(default_factory=list)
+    # Versions whose arrays a prune is deleting: set by the prune's manifest write (the
+    # commit point), cleared once the files are gone; a run that finds it set finishes.
+    discarding: list[str] = Field(default_factory=list)
 
     def entry(self, version: str) -> VersionEntry | None:
         return next((v for v in self.versions if v.version == version), None)
+
+    def to_json(self) -> bytes:
+        """The manifest as written. Keys of later features are left out until used (a
+        local store never uses ``upload``; pruning, exclusions only once asked for), so
+        that a store that uses none of them stays readable by earlier versions of incw2v."""
+        data = self.model_dump(mode="json")
+        for key in ("exclusions", "discarding"):
+            if not data[key]:
+                del data[key]
+        for entry in data["versions"]:
+            for key in ("upload", "pruned_at"):
+                if entry.get(key) is None:
+                    entry.pop(key, None)
+        return json.dumps(data, indent=2).encode()
 
     def next_version(self, taken: set[str]) -> str:
         numbers = [int(v.version[1:]) for v in self.versions] + [int(t[1:]) for t in taken]

@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from incremental_w2v.config.schema import Config, load_config
-from incremental_w2v.errors import InputMissingError, OutputError, UsageError
-from incremental_w2v.fsutil import atomic_outputs
-from incremental_w2v.store import pins
+from incremental_w2v.errors import DataError, InputMissingError, OutputError, UsageError
+from incremental_w2v.fsutil import atomic_outputs, check_output_folder
+from incremental_w2v.store.location import open_store
 from incremental_w2v.store.locking import locked
 from incremental_w2v.store.manifest import (
     VERSION_REF,
@@ -45,7 +45,7 @@ logger = logging.getLogger(__name__)
 
 
 def existing_store(config: Config) -> Store:
-    return Store.open(config.store_path, create=False)
+    return open_store(config)
 
 
 # -- history ----------------------------------------------------------------------------
@@ -170,7 +170,7 @@ def rollback(config: Config, version: str, wait: float = 0.0,
              exclude_rolled_back: bool = False) -> Moved:
     """Make another committed version current (older or newer); the corpora it has not
     applied become pending again, unless ``exclude_rolled_back`` excludes them."""
-    with locked(config.store_path, "rollback", wait) as store:
+    with locked(config, "rollback", wait) as store:
         version = store.resolve(version)
         manifest = store.read_manifest()
         before = manifest.current
@@ -280,7 +280,7 @@ def _exclude(store: Store, new: list[Exclusion]) -> list[Exclusion]:
 def exclude(config: Config, targets: Sequence[str], reason: str = "", wait: float = 0.0
             ) -> Excluded:
     """Keep corpora out of the lineage: the planner skips them until they are unexcluded."""
-    with locked(config.store_path, "exclude", wait) as store:
+    with locked(config, "exclude", wait) as store:
         added = _exclude(store, _targets(config, store, targets, reason))
         manifest = store.read_manifest()
         current = store.current_meta(manifest)
@@ -299,7 +299,7 @@ def exclude(config: Config, targets: Sequence[str], reason: str = "", wait: floa
 
 def unexclude(config: Config, targets: Sequence[str], wait: float = 0.0) -> Excluded:
     """Undo exclusions: later runs apply those corpora again (if the queue names them)."""
-    with locked(config.store_path, "unexclude", wait) as store:
+    with locked(config, "unexclude", wait) as store:
         manifest = store.read_manifest()
         keys = set()
         for target in targets:
@@ -326,7 +326,7 @@ def unexclude(config: Config, targets: Sequence[str], wait: float = 0.0) -> Excl
 def _locked_entry(config: Config, ref: str, command: str, wait: float
                   ) -> Iterator[tuple[Store, Manifest, VersionEntry]]:
     """Under the store's lock: the store, its manifest and the entry ``ref`` names."""
-    with locked(config.store_path, command, wait) as store:
+    with locked(config, command, wait) as store:
         version = store.resolve(ref)
         manifest = store.read_manifest()
         entry = manifest.entry(version)
@@ -400,7 +400,7 @@ def prune(config: Config, keep: int, wait: float = 0.0) -> Pruned:
     the last rebuild or a candidate awaiting review); every lineage record stays."""
     if keep < 1:
         raise UsageError("--keep must be at least 1")
-    with locked(config.store_path, "prune", wait) as store:
+    with locked(config, "prune", wait) as store:
         return prune_locked(store, keep)
 
 
@@ -418,15 +418,12 @@ def prune_locked(store: Store, keep: int) -> Pruned:
     doomed = [v.version for v in manifest.versions
               if v.version not in kept and v.pruned_at is None]
     # A version a reader holds open is kept this time (see pins).
-    with pins.exclusive(store.root, doomed) as locks:
-        if locks.free:
-            store.prune_versions(locks.free)
-    if locks.held:
-        logger.warning("kept %s: a reader has it open; prune again later",
-                       ", ".join(locks.held))
-    if locks.free:
-        logger.info("pruned %s: arrays deleted, lineage records kept", ", ".join(locks.free))
-    return Pruned(deleted=locks.free, held=locks.held, kept=sorted(kept | set(locks.held)),
+    pruned, held = store.prune_versions(doomed) if doomed else ([], [])
+    if held:
+        logger.warning("kept %s: a reader has it open; prune again later", ", ".join(held))
+    if pruned:
+        logger.info("pruned %s: arrays deleted, lineage records kept", ", ".join(pruned))
+    return Pruned(deleted=pruned, held=held, kept=sorted(kept | set(held)),
                   current=manifest.current)
 
 
@@ -450,13 +447,55 @@ def publish(config: Config, wait: float = 0.0) -> Published:
         raise UsageError("the config has no 'publish:' targets",
                          hint="add e.g. 'publish: [{to: /srv/models/news, formats: "
                          "[word2vec-binary]}]' (docs/publish.md)")
-    with locked(config.store_path, "publish", wait) as store:
+    with locked(config, "publish", wait) as store:
         written = publish_current(store, config, force=True)
         current = store.read_manifest().current
     if current is None:
-        raise InputMissingError(f"store {config.store_path} has no current version",
+        raise InputMissingError(f"store {store.location} has no current version",
                                 hint="run 'incw2v add-corpus CONFIG' first")
     return Published(version=current, targets=written)
+
+
+# -- repair -----------------------------------------------------------------------------
+
+
+@dataclass
+class Repaired:
+    """``repair``: the manifest rebuilt from the versions' meta.json (or found intact)."""
+
+    rebuilt: bool
+    versions: list[str]
+    current: str | None
+    candidates: list[str]
+    left_out: list[str]
+    damaged_manifest: str | None  # the name the damaged manifest was kept under
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def repair(config: Config, wait: float = 0.0) -> Repaired:
+    """Rebuild a missing or damaged manifest from the committed versions' ``meta.json``.
+
+    An intact manifest is left as it is. Events (rollbacks, promotions) lived only
+    in the lost manifest: the newest version that passed its gates becomes current.
+    """
+    with locked(config, "repair", wait, repairing=True) as store:
+        try:
+            manifest: Manifest | None = store.read_manifest(fresh=True)
+        except DataError:  # damaged: rebuilt below
+            manifest = None
+        if manifest is not None and (manifest.versions or not store.backend.has_versions()):
+            return Repaired(rebuilt=False, versions=[v.version for v in manifest.versions],
+                            current=manifest.current, candidates=[], left_out=[],
+                            damaged_manifest=None)
+        manifest, left_out, aside = store.rebuild_manifest()
+    logger.warning("rebuilt the manifest of %s from %d version(s); current is %s",
+                   store.location, len(manifest.versions), manifest.current)
+    return Repaired(rebuilt=True, versions=[v.version for v in manifest.versions],
+                    current=manifest.current,
+                    candidates=[v.version for v in manifest.versions if v.status != "committed"],
+                    left_out=left_out, damaged_manifest=aside)
 
 
 # -- reading a version's vectors --------------------------------------------------------
@@ -534,6 +573,7 @@ def export(config: Config, fmt: str, output: Path, version: str | None = None,
     if fmt not in EXPORT_FORMATS:
         choices = ", ".join(EXPORT_FORMATS)
         raise UsageError(f"unknown export format {fmt!r}; choose one of {choices}")
+    check_output_folder(output)  # before anything is read (or a reader lock is taken)
     if not force and (output.exists() or output.is_symlink()):
         raise OutputError(
             f"{output} exists; export does not replace it unless told to",

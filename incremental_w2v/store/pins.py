@@ -21,10 +21,10 @@ import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from incremental_w2v.errors import DataError, UsageError
+from incremental_w2v.store.backend import PruneLocks
 from incremental_w2v.store.manifest import VERSION_RE
 
 logger = logging.getLogger(__name__)
@@ -80,15 +80,6 @@ def reading(root: Path, version: str) -> Iterator[None]:
     finally:
         if fd is not None:
             os.close(fd)
-
-
-@dataclass
-class PruneLocks:
-    """The versions prune may delete (locked exclusively) and those readers hold."""
-
-    free: list[str] = field(default_factory=list)
-    held: list[str] = field(default_factory=list)
-    fds: dict[str, int] = field(default_factory=dict)
 
 
 @contextmanager

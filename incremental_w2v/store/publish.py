@@ -28,7 +28,7 @@ from typing import Any, Protocol
 
 from incremental_w2v.config.schema import Config, PublishTarget
 from incremental_w2v.errors import IncW2VError, StoreIOError
-from incremental_w2v.fsutil import atomic_write_bytes, os_error, sha256_file
+from incremental_w2v.fsutil import atomic_write_bytes, os_error, sha256_file, store_root_of
 from incremental_w2v.store.manifest import VersionMeta, now_iso
 from incremental_w2v.store.store import Store
 from incremental_w2v.uris import redact
@@ -189,8 +189,9 @@ def _publish(store: Store, meta: VersionMeta, model: Any, entry: PublishTarget,
         for fmt in entry.formats:
             main = FILE_NAMES[fmt]
             # Side files first, the main file last, as a local publish renames them.
-            for path in sorted(write_vectors(model.wv, fmt, folder / main),
-                               key=lambda p: p.name == main):
+            # An S3 target's files are staged in the store's own working folder.
+            written = write_vectors(model.wv, fmt, folder / main, store=store_root_of(folder))
+            for path in sorted(written, key=lambda p: p.name == main):
                 files[path.name] = {"format": fmt, "sha256": sha256_file(path),
                                     "bytes": path.stat().st_size}
                 target.put(path.name, path)

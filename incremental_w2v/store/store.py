@@ -1,51 +1,68 @@
-"""The versioned store: immutable version folders and one manifest.
+"""The versioned store: immutable versions and one manifest, on any backend.
 
-Layout::
+A store lives in a local folder (``store.local``) or under an object-store
+prefix (``store.s3``); ``Store`` is the one interface the layers above use,
+and holds the protocol, whatever the backend:
 
-    store/
-      manifest.json        the single source of truth, replaced atomically
-      versions/v0001/      immutable once committed
-        model, model.*.npy gensim full model and its side arrays
-        ledger.tsv.gz      cumulative vocabulary counts
-        meta.json          lineage, params, scores, sha256 of every file
-        COMMITTED          written last, before the rename
-      versions/v0002/      a pruned version: meta.json and COMMITTED only (the manifest
-                           marks it pruned; its lineage record stays)
-      .staging-*/          a version being written (swept at the next run)
-      .work-*/             working files of a run (swept at the next run)
-      .lock, .lock.info    one run at a time
-
-Commit protocol: write the version into a staging folder inside the store,
-fsync every file, write the marker, rename the folder into ``versions/``,
-fsync ``versions/``, then replace ``manifest.json`` (temp file, fsync,
-``os.replace``, fsync). The manifest replace is the one commit point: a
-version folder that the manifest does not list is a leftover and is swept.
+- **Recognised before touched.** A store carries a marker written by incw2v
+  at creation. A place without it is used only if it is new or empty (then
+  it is created) or is a store of an earlier incw2v (a valid manifest; the
+  marker is added at its first locked run). Anything else is refused (78),
+  and a store whose manifest is missing while versions are there is refused
+  as damaged (65) until ``repair`` rebuilds the manifest.
+- **Commit protocol.** A version is written into a private staging folder,
+  every file fsynced and hashed, ``meta.json`` (with the hashes) and the
+  ``COMMITTED`` marker written last; the backend publishes it (renamed into
+  ``versions/``, or uploaded in full under its own prefix); then the manifest
+  is replaced: the one commit point. A published version the manifest does not
+  list is a leftover, invisible to readers, and swept.
+- **Verified before loaded.** Every file of a version is checked against its
+  recorded sha256 before a model is read (on an object store: in the local
+  cache it was downloaded to).
+- **Pruned, not forgotten.** ``prune`` and retention delete a version's
+  arrays but keep its ``meta.json`` and marker: the manifest marks it pruned
+  (and lists it under ``discarding`` until its files are gone, so a run that
+  finds a prune interrupted finishes it), and its lineage record stays.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-import secrets
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
-from incremental_w2v.errors import DataError, InputMissingError, UsageError
+from incremental_w2v.errors import (
+    ConfigError,
+    DataError,
+    IncW2VError,
+    InputMissingError,
+    UsageError,
+)
 from incremental_w2v.fsutil import (
-    TMP_MARK,
-    atomic_write_bytes,
+    STORE_MARKER,
     fsync_dir,
     fsync_file,
     os_error,
-    remove_tree,
     sha256_file,
+    write_new,
 )
-from incremental_w2v.store import pins
+from incremental_w2v.store.backend import (
+    MANIFEST,
+    MARKER,
+    META,
+    MODEL,
+    STAGING_PREFIX,
+    TRASH_PREFIX,
+    VERSIONS,
+    WORK_PREFIX,
+    Backend,
+    CommitOutcomeUnknown,
+)
+from incremental_w2v.store.local import LocalBackend
 from incremental_w2v.store.manifest import (
     VERSION_RE,
     Event,
@@ -57,16 +74,13 @@ from incremental_w2v.store.manifest import (
 )
 from incremental_w2v.vectors.model_file import load_model, save_model
 
+__all__ = ["MANIFEST", "MARKER", "META", "MODEL", "STAGING_PREFIX", "TRASH_PREFIX", "VERSIONS",
+           "WORK_PREFIX", "CommitOutcomeUnknown", "Staging", "Store"]
+
 logger = logging.getLogger(__name__)
 
-MANIFEST = "manifest.json"
-VERSIONS = "versions"
-META = "meta.json"
-MARKER = "COMMITTED"
-MODEL = "model"
-STAGING_PREFIX = ".staging-"
-WORK_PREFIX = ".work-"
-TRASH_PREFIX = ".trash-"
+ROLL_BACK = "roll back to another version with 'incw2v rollback CONFIG VERSION'"
+REPAIR = "'incw2v repair CONFIG' rebuilds the manifest from the versions' meta.json"
 
 
 class Staging:
@@ -80,87 +94,176 @@ class Staging:
 
 
 class Store:
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.swept: list[str] = []  # what the last sweep removed
+    """One lineage's versions and manifest (``Store(path)``: a local folder)."""
 
-    # -- opening -------------------------------------------------------------
+    def __init__(self, where: Path | Backend) -> None:
+        self.backend = where if isinstance(where, Backend) else LocalBackend(Path(where))
+        self.swept: list[str] = []  # what the last sweep removed
+        self._uploads: dict[str, str | None] = {}
+
+    # -- opening -------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, root: Path, create: bool = False) -> Store:
-        if create:
+    def open(cls, where: Path | Backend, create: bool = False, repairing: bool = False
+             ) -> Store:
+        """The store at ``where``, recognised (see the module's docstring).
+
+        ``create``: make it if the place is new or empty (only ``add-corpus``).
+        ``repairing``: accept a store whose manifest is missing or damaged.
+        """
+        store = cls(where)
+        store.recognise(create, repairing)
+        return store
+
+    def recognise(self, create: bool = False, repairing: bool = False) -> None:
+        backend = self.backend
+        try:
+            data = backend.read_manifest_bytes(fresh=True)
+        except DataError:
+            if repairing:
+                return  # (a manifest that cannot even be read is what repair is for)
+            raise
+        if data is not None:
             try:
-                (root / VERSIONS).mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise os_error(exc, f"creating the store at {root}") from None
-        elif not (root / MANIFEST).exists():
+                self._parse_manifest(data)
+            except DataError:
+                if not backend.has_marker() and not backend.has_versions():
+                    raise self._foreign() from None
+                if not repairing:
+                    raise
+            return
+        if backend.has_marker():
+            if backend.has_versions() and not repairing:
+                raise DataError(
+                    f"store {self.location} has versions but no {MANIFEST}: it is damaged "
+                    "(the manifest was deleted or lost); nothing was changed",
+                    hint=f"recovery is possible: {REPAIR}",
+                )
+            return
+        if backend.is_new():
+            if create:
+                backend.create(Manifest().to_json())
+                return
             raise InputMissingError(
-                f"no store at {root} (no {MANIFEST})",
+                f"no store at {self.location} (no {MANIFEST})",
                 hint="run 'incw2v add-corpus CONFIG' first to create it, or fix 'store:' "
                 "in the config",
             )
-        return cls(root)
+        if backend.has_versions():
+            if repairing:
+                return
+            raise DataError(
+                f"store {self.location} has versions but no {MANIFEST} (and no "
+                f"{STORE_MARKER} marker): it is damaged; nothing was changed",
+                hint=f"recovery is possible: {REPAIR}",
+            )
+        raise self._foreign()
+
+    def _foreign(self) -> ConfigError:
+        return ConfigError(
+            f"{self.location} is not an incw2v store: it is not empty and has no "
+            f"{STORE_MARKER} marker, so incw2v will neither write nor delete anything there",
+            hint="point 'store:' at a new or empty folder (incw2v creates the store there), "
+            "or at an existing incw2v store",
+        )
+
+    def complete(self) -> None:
+        """Finish a store whose creation was interrupted, or that an earlier incw2v made
+        (call with the lock held, after ``recognise``): the manifest, then the marker."""
+        if self.backend.read_manifest_bytes() is None:
+            # Recognised without versions: its creation stopped before the manifest.
+            self.write_manifest(Manifest())
+            return
+        if self.backend.remote or self.backend.has_marker():
+            return  # (stores on S3 have had their marker from the start)
+        try:
+            self.backend.mark()
+            logger.info("marked %s as an incw2v store (%s)", self.location, STORE_MARKER)
+        except (OSError, IncW2VError) as exc:  # e.g. a read-only store: it is still ours
+            logger.debug("cannot add the store marker: %s", exc)
+
+    @property
+    def location(self) -> str:
+        """How messages name the store (ASCII-safe, without credentials)."""
+        return self.backend.location
+
+    @property
+    def root(self) -> Path:
+        """The folder of a local store."""
+        if not isinstance(self.backend, LocalBackend):
+            raise UsageError(f"store {self.location} is not a local folder")
+        return self.backend.root
+
+    @property
+    def scratch(self) -> Path:
+        """The local folder where working files go (and free space is checked)."""
+        return self.backend.scratch
 
     @property
     def versions_dir(self) -> Path:
-        path = self.root / VERSIONS
-        if path.is_symlink():
-            raise DataError(
-                f"{path} is a symbolic link; a store's versions must live inside the store",
-                hint="move the versions folder back into the store (and remove the link)",
-            )
-        return path
+        if not isinstance(self.backend, LocalBackend):
+            raise UsageError(f"store {self.location} is not a local folder")
+        return self.backend.versions_dir
 
     def version_dir(self, version: str) -> Path:
-        if not VERSION_RE.match(version):
-            raise UsageError(f"{version!r} is not a version name (expected e.g. v0003)")
+        """The folder of a version of a local store."""
+        self._check_name(version)
         return self.versions_dir / version
 
-    # -- reading -------------------------------------------------------------
+    @staticmethod
+    def _check_name(version: str) -> None:
+        if not VERSION_RE.match(version):
+            raise UsageError(f"{version!r} is not a version name (expected e.g. v0003)")
 
-    def read_manifest(self) -> Manifest:
-        path = self.root / MANIFEST
-        try:
-            raw = path.read_bytes()
-        except FileNotFoundError:
-            return Manifest()
-        except OSError as exc:
-            raise os_error(exc, f"reading {path}") from None
+    # -- reading -------------------------------------------------------------------------
+
+    def read_manifest(self, fresh: bool = False) -> Manifest:
+        """The manifest (an empty one if there is none yet)."""
+        data = self.backend.read_manifest_bytes(fresh)
+        manifest = Manifest() if data is None else self._parse_manifest(data)
+        self._uploads = {v.version: v.upload for v in manifest.versions}
+        return manifest
+
+    def _parse_manifest(self, raw: bytes) -> Manifest:
+        where_ = f"{self.location}/{MANIFEST}"
         try:
             manifest = Manifest.model_validate_json(raw)
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"])
             raise DataError(
-                f"the store's manifest {path} is damaged or was edited by hand: "
+                f"the store's manifest {where_} is damaged or was edited by hand: "
                 f"{where}: {first['msg']}",
-                hint="restore manifest.json from a backup; the version folders under "
-                "versions/ are intact and untouched",
+                hint="restore manifest.json from a backup (the version folders under "
+                f"versions/ are intact and untouched), or {REPAIR}",
             ) from None
         if manifest.current is not None and manifest.entry(manifest.current) is None:
             raise DataError(
-                f"the store's manifest {path} names current version {manifest.current} "
+                f"the store's manifest {where_} names current version {manifest.current} "
                 "that it does not list",
-                hint="restore manifest.json from a backup",
+                hint=f"restore manifest.json from a backup, or {REPAIR}",
             )
         return manifest
 
+    def _upload_of(self, version: str) -> str | None:
+        if not self.backend.remote:
+            return None
+        if version not in self._uploads:
+            self.read_manifest()
+        if self._uploads.get(version) is None:
+            raise DataError(f"version {version} is not listed in the manifest of {self.location}",
+                            hint=ROLL_BACK)
+        return self._uploads[version]
+
     def read_meta(self, version: str) -> VersionMeta:
-        folder = self.version_dir(version)
-        path = folder / META
-        # A symlink planted for a version folder or its files would lead outside the store.
-        if folder.is_symlink() or not (folder / MARKER).is_file() or path.is_symlink():
-            raise DataError(
-                f"version {version} is missing or incomplete in {self.versions_dir} "
-                "(deleted or damaged by hand?)",
-                hint="roll back to another version with 'incw2v rollback CONFIG VERSION'",
-            )
+        self._check_name(version)
+        raw = self.backend.read_meta_bytes(version, self._upload_of(version))
         try:
-            meta = VersionMeta.model_validate_json(path.read_bytes())
-        except (OSError, ValidationError) as exc:
+            meta = VersionMeta.model_validate_json(raw)
+        except ValidationError as exc:
             raise DataError(
                 f"version {version}'s {META} cannot be read: {str(exc).splitlines()[0]}",
-                hint="roll back to another version with 'incw2v rollback CONFIG VERSION'",
+                hint=ROLL_BACK,
             ) from None
         if meta.version != version:
             raise DataError(f"version folder {version} holds metadata of {meta.version}")
@@ -169,6 +272,17 @@ class Store:
     def current_meta(self, manifest: Manifest | None = None) -> VersionMeta | None:
         manifest = manifest or self.read_manifest()
         return self.read_meta(manifest.current) if manifest.current else None
+
+    def files(self, version: str) -> Path:
+        """The local folder of ``version``'s files (fetched if remote; not re-hashed here)."""
+        meta = self.read_meta(version)
+        return self._files_dir(version, meta)
+
+    def _files_dir(self, version: str, meta: VersionMeta) -> Path:
+        try:
+            return self.backend.files_dir(version, self._upload_of(version), meta.files)
+        except OSError as exc:
+            raise os_error(exc, f"fetching version {version}") from None
 
     def is_pruned(self, version: str) -> bool:
         entry = self.read_manifest().entry(version)
@@ -188,25 +302,45 @@ class Store:
 
     def verify(self, version: str) -> VersionMeta:
         """Check every file of ``version`` against its recorded sha256."""
+        return self._verified(version)[0]
+
+    def _verified(self, version: str) -> tuple[VersionMeta, Path]:
         self.require_arrays(version)
         meta = self.read_meta(version)
-        folder = self.version_dir(version)
+        folder = self._files_dir(version, meta)
+        problem = self._check_files(version, meta, folder)
+        if problem is not None and self.backend.remote:
+            # Only the local copy may be bad: drop it and fetch (and check) it again.
+            logger.warning("%s (in the local cache); fetching it again", problem.message)
+            self.backend.forget(version, self._upload_of(version))
+            folder = self._files_dir(version, meta)
+            problem = self._check_files(version, meta, folder)
+        if problem is not None:
+            raise problem
+        return meta, folder
+
+    @staticmethod
+    def _check_files(version: str, meta: VersionMeta, folder: Path) -> DataError | None:
         for name, expected in meta.files.items():
             path = folder / name
-            if "/" in name or name.startswith(".") or path.is_symlink() or not path.is_file():
-                raise DataError(
+            actual = None
+            if not ("/" in name or name.startswith(".") or path.is_symlink()
+                    or not path.is_file()):
+                with suppress(OSError):
+                    actual = sha256_file(path, follow=False)
+            if actual is None:
+                return DataError(
                     f"version {version}: file {name!r} is missing or not a plain file",
-                    hint="roll back to another version with 'incw2v rollback CONFIG VERSION'",
+                    hint=ROLL_BACK,
                 )
-            actual = sha256_file(path)
             if actual != expected:
-                raise DataError(
+                return DataError(
                     f"version {version}: {name} does not match its recorded sha256 "
                     f"(expected {expected[:12]}…, found {actual[:12]}…); it was changed or "
                     "damaged, and will not be loaded",
-                    hint="roll back to another version with 'incw2v rollback CONFIG VERSION'",
+                    hint=ROLL_BACK,
                 )
-        return meta
+        return None
 
     def load_model(self, version: str, mmap: str | None = None) -> Any:
         """The verified model of ``version``. Never unpickles an unverified file.
@@ -214,23 +348,28 @@ class Store:
         ``mmap='r'`` is for read-only use only: training a read-only mapped
         model crashes gensim.
         """
-        meta = self.verify(version)
+        meta, folder = self._verified(version)
         try:
-            return load_model(self.version_dir(version) / MODEL, meta.params.get("type"), mmap,
-                              meta.model_format)
+            return load_model(folder / MODEL, meta.params.get("type"), mmap, meta.model_format)
         except OSError as exc:
             raise os_error(exc, f"loading version {version}") from None
+
+    def version_bytes(self, version: str | None) -> int:
+        """About how large ``version`` is locally (0 for None, or when not known yet)."""
+        if version is None:
+            return 0
+        return self.backend.version_bytes(version, self._upload_of(version))
 
     def committed_versions(self, manifest: Manifest) -> list[str]:
         return [v.version for v in manifest.versions]
 
-    def resolve(self, ref: str | None) -> str:
+    def resolve(self, ref: str | None, fresh: bool = False) -> str:
         """The version ``ref`` names (``v0003``, ``v3``, ``3``), or the current one for None."""
-        manifest = self.read_manifest()
+        manifest = self.read_manifest(fresh)
         if ref is None:
             if manifest.current is None:
                 raise InputMissingError(
-                    f"store {self.root} has no current version",
+                    f"store {self.location} has no current version",
                     hint="run 'incw2v add-corpus' first",
                 )
             return manifest.current
@@ -247,8 +386,8 @@ class Store:
     def pinned(self, ref: str | None) -> Iterator[str]:
         """Resolve ``ref`` and hold the version so that ``prune`` cannot delete it meanwhile."""
         name = self.resolve(ref)
-        with pins.reading(self.root, name):
-            self.resolve(name)  # still listed now that we hold it
+        with self.backend.pin(name):
+            self.resolve(name, fresh=True)  # still listed now that we hold it
             yield name
 
     def ancestors(self, version: str) -> list[VersionMeta]:
@@ -276,62 +415,41 @@ class Store:
             n += 1
         return n
 
-    # -- writing -------------------------------------------------------------
+    # -- writing -------------------------------------------------------------------------
 
     def sweep(self) -> list[str]:
-        """Remove leftovers of interrupted runs (call with the lock held)."""
-        removed: list[str] = []
-        for child in self.root.iterdir():
-            if child.name.startswith((STAGING_PREFIX, WORK_PREFIX, TRASH_PREFIX)):
-                remove_tree(child)
-                removed.append(child.name)
-            elif child.name.startswith(TMP_MARK) and child.is_file():
-                child.unlink(missing_ok=True)
-                removed.append(child.name)
-        manifest = self.read_manifest()
-        listed = {v.version for v in manifest.versions}
-        for entry in manifest.versions:
-            if entry.pruned_at is not None:
-                # A prune interrupted after its manifest replace: finish deleting.
-                removed += [f"{VERSIONS}/{entry.version}/{name}"
-                            for name in self._drop_arrays(entry.version)]
-        if self.versions_dir.is_dir():
-            for child in self.versions_dir.iterdir():
-                if child.name not in listed:
-                    # Renamed into place but never committed by the manifest.
-                    remove_tree(child)
-                    removed.append(f"{VERSIONS}/{child.name}")
+        """Remove leftovers of interrupted runs (call with the lock held).
+
+        Only names incw2v creates, and version data only when a manifest says
+        what is committed (a store without one is damaged, not empty).
+        """
+        data = self.backend.read_manifest_bytes()
+        manifest = None if data is None else self._parse_manifest(data)
+        listed = None if manifest is None else {v.version: v.upload for v in manifest.versions}
+        try:
+            removed = self.backend.sweep(listed)
+        except OSError as exc:
+            raise os_error(exc, "removing the leftovers of an interrupted run") from None
+        if manifest is not None and manifest.discarding:
+            # A prune interrupted after its manifest write: finish deleting the arrays.
+            removed += [f"{VERSIONS}/{v} (arrays of a pruned version)"
+                        for v in manifest.discarding]
+            self._discard_arrays(manifest)
         if removed:
-            fsync_dir(self.root)
             logger.info("swept leftovers of an interrupted run: %s", ", ".join(sorted(removed)))
         return removed
 
     @contextmanager
     def staging(self) -> Iterator[Staging]:
-        """A staging folder, removed unless committed."""
-        path = self.root / f"{STAGING_PREFIX}{secrets.token_hex(4)}"
-        try:
-            path.mkdir()
-        except OSError as exc:
-            raise os_error(exc, "creating a staging folder in the store") from None
-        try:
+        """A private staging folder, removed unless committed."""
+        with self.backend.staging() as path:
             yield Staging(path)
-        finally:
-            if path.exists():
-                remove_tree(path)
 
     @contextmanager
     def workdir(self) -> Iterator[Path]:
-        """A scratch folder for working files, removed on exit whatever happens."""
-        path = self.root / f"{WORK_PREFIX}{secrets.token_hex(4)}"
-        try:
-            path.mkdir()
-        except OSError as exc:
-            raise os_error(exc, "creating a working folder in the store") from None
-        try:
+        """A private scratch folder for working files, removed on exit whatever happens."""
+        with self.backend.workdir() as path:
             yield path
-        finally:
-            remove_tree(path)
 
     def commit(
         self, staging: Staging, meta_fields: dict[str, Any], make_current: bool = True
@@ -346,41 +464,41 @@ class Store:
         self, staging: Staging, meta_fields: dict[str, Any], make_current: bool
     ) -> VersionMeta:
         manifest = self.read_manifest()
-        taken = {p.name for p in self.versions_dir.iterdir()}
-        version = manifest.next_version({t for t in taken if VERSION_RE.match(t)})
+        version = manifest.next_version(self.backend.taken())
         files = {}
         for path in sorted(staging.path.iterdir()):
             fsync_file(path)
-            files[path.name] = sha256_file(path)
+            files[path.name] = sha256_file(path, follow=False)
         meta = VersionMeta(version=version, created_at=now_iso(), files=files, **meta_fields)
-        (staging.path / META).write_text(meta.model_dump_json(indent=2))
-        fsync_file(staging.path / META)
-        (staging.path / MARKER).write_text(f"{version}\n")
-        fsync_file(staging.path / MARKER)
+        write_new(staging.path / META, meta.model_dump_json(indent=2).encode())
+        write_new(staging.path / MARKER, f"{version}\n".encode())
         fsync_dir(staging.path)
-        target = self.versions_dir / version
-        os.rename(staging.path, target)
+        upload = self.backend.publish(staging.path, version)
         try:
-            fsync_dir(self.versions_dir)
-            self._commit_manifest(manifest, meta, make_current)
+            self._commit_manifest(manifest, meta, make_current, upload)
+        except CommitOutcomeUnknown:
+            raise  # it may be committed: its files must stay (the sweep decides later)
         except BaseException:
             # The manifest does not list it, so it is not committed: take it back out,
-            # leaving the store as it was (a folder we fail to remove is swept next run).
-            # A signal (SIGTERM, Ctrl-C) can also land just after the manifest replace:
-            # then it is committed, and must stay.
-            if not self._listed(version):
-                self._discard(target)
+            # leaving the store as it was (what we fail to remove is swept later).
+            self._take_back(version, upload)
             raise
         return meta
 
-    def _listed(self, version: str) -> bool:
+    def _take_back(self, version: str, upload: str | None) -> None:
         try:
-            return self.read_manifest().entry(version) is not None
-        except (OSError, DataError):
-            return False
+            entry = self.read_manifest(fresh=True).entry(version)
+        except Exception:  # cannot tell whether it landed: leave it to the sweep
+            return
+        if entry is not None and entry.upload == upload:
+            return  # the manifest write did land after all (interrupted after the commit)
+        try:
+            self.backend.unpublish(version, upload)
+        except Exception as exc:
+            logger.debug("could not take back %s now (swept later): %s", version, exc)
 
-    def _commit_manifest(self, manifest: Manifest, meta: VersionMeta, make_current: bool
-                         ) -> None:
+    def _commit_manifest(self, manifest: Manifest, meta: VersionMeta, make_current: bool,
+                         upload: str | None) -> None:
         version = meta.version
         status = "committed" if make_current else "candidate"
         manifest.versions.append(
@@ -391,49 +509,19 @@ class Store:
                 kind=meta.kind,
                 status=status,
                 added=meta.added,
+                upload=upload,
             )
         )
         if make_current:
             manifest.current = version
         manifest.events.append(Event(at=meta.created_at, action=f"commit-{meta.kind}",
                                      version=version, detail=", ".join(meta.added)))
-        self.write_manifest(manifest)
+        self.write_manifest(manifest, upload)
 
-    def _discard(self, folder: Path) -> None:
-        """Rename ``folder`` out of the way, then remove it; a leftover is swept later."""
-        trash = self.root / f"{TRASH_PREFIX}{folder.name}-{secrets.token_hex(3)}"
-        try:
-            os.rename(folder, trash)
-        except OSError:
-            return
-        remove_tree(trash)
-
-    def write_manifest(self, manifest: Manifest) -> None:
+    def write_manifest(self, manifest: Manifest, upload: str | None = None) -> None:
         """Replace the manifest: the one commit point. Committed once this returns."""
-        record = manifest.model_dump(mode="json")
-        # Keys of later features only once used: a store that never pruned or excluded
-        # anything stays readable by the versions of incw2v before them.
-        if not record["exclusions"]:
-            del record["exclusions"]
-        for entry in record["versions"]:
-            if entry["pruned_at"] is None:
-                del entry["pruned_at"]
-        data = json.dumps(record, indent=2).encode()
-        try:
-            atomic_write_bytes(self.root / MANIFEST, data, sync_dir=False)
-        except OSError as exc:
-            raise os_error(exc, "writing the manifest") from None
-        try:
-            fsync_dir(self.root)
-        except OSError as exc:
-            # Past the commit point: the new manifest is in place and readers see it.
-            # Failing now would report a committed change as failed; if the machine
-            # crashed before the disk caught up, the store would come back as it was
-            # before, which a re-run repairs.
-            logger.warning(
-                "the store's new manifest is in place, but flushing %s to disk failed (%s); "
-                "check the disk", self.root, exc.strerror,
-            )
+        self.backend.write_manifest_bytes(manifest.to_json(), upload)
+        self._uploads = {v.version: v.upload for v in manifest.versions}
 
     def set_current(self, version: str, action: str, detail: str = "") -> Manifest:
         manifest = self.read_manifest()
@@ -444,7 +532,6 @@ class Store:
                 f"version {version} is not in the store (versions: {known})",
                 hint="see 'incw2v history CONFIG' for the versions you can choose",
             )
-        self.require_arrays(version, manifest)
         self.verify(version)
         manifest.current = version
         entry.status = "committed"
@@ -452,33 +539,79 @@ class Store:
         self.write_manifest(manifest)
         return manifest
 
-    def prune_versions(self, versions: list[str]) -> None:
-        """Delete the arrays of ``versions``, keeping their lineage records.
+    def prune_versions(self, versions: list[str]) -> tuple[list[str], list[str]]:
+        """Delete the arrays of ``versions``, keeping their lineage records, except those a
+        reader holds: (pruned, held).
 
-        The manifest marks them pruned first (the commit point); then every file
-        but ``meta.json`` and the marker is deleted. A crash in between leaves
-        files that the next sweep deletes.
+        The manifest marks them pruned, and lists them under ``discarding``, first (the
+        commit point); then every file but ``meta.json`` and the marker is deleted, and
+        the manifest forgets the ``discarding``. A crash in between is finished by the
+        next run's sweep.
         """
         manifest = self.read_manifest()
-        doomed = set(versions)
-        if manifest.current in doomed:
+        if manifest.current in versions:
             raise UsageError(f"refusing to prune the current version {manifest.current}")
-        at = now_iso()
-        for entry in manifest.versions:
-            if entry.version in doomed:
-                entry.pruned_at = at
-        manifest.events.append(Event(at=at, action="prune", detail=", ".join(sorted(doomed))))
-        self.write_manifest(manifest)
-        for version in sorted(doomed):
-            self._drop_arrays(version)
-            fsync_dir(self.version_dir(version))
+        with self.backend.exclusive(versions) as locks:
+            doomed = sorted(set(locks.free))
+            if doomed:
+                at = now_iso()
+                for entry in manifest.versions:
+                    if entry.version in doomed:
+                        entry.pruned_at = at
+                manifest.discarding = sorted({*manifest.discarding, *doomed})
+                manifest.events.append(Event(at=at, action="prune", detail=", ".join(doomed)))
+                self.write_manifest(manifest)
+                self._discard_arrays(manifest)
+        return doomed, locks.held
 
-    def _drop_arrays(self, version: str) -> list[str]:
-        """Delete every file of a pruned version but its record; the names deleted."""
-        folder = self.version_dir(version)
-        if folder.is_symlink() or not folder.is_dir():
-            return []
-        gone = [c for c in folder.iterdir() if c.name not in (META, MARKER)]
-        for child in gone:
-            remove_tree(child)
-        return [c.name for c in gone]
+    def _discard_arrays(self, manifest: Manifest) -> None:
+        """Delete the arrays of the versions ``manifest`` is discarding, then say so."""
+        try:
+            for version in manifest.discarding:
+                self.backend.discard(version, self._uploads.get(version), keep=(META, MARKER))
+        except OSError as exc:
+            raise os_error(exc, "deleting the arrays of pruned versions") from None
+        manifest.discarding = []
+        self.write_manifest(manifest)
+
+    # -- repair --------------------------------------------------------------------------
+
+    def rebuild_manifest(self) -> tuple[Manifest, list[str], str | None]:
+        """A new manifest from the complete versions' ``meta.json`` (call with the lock held).
+
+        Returns the manifest written, the versions left out (unreadable meta),
+        and the name the damaged manifest was set aside under (None if missing).
+        A version is committed unless its recorded gate verdict failed (then it is
+        a candidate); the newest committed version becomes current.
+        """
+        aside = self.backend.set_aside_manifest()
+        entries: list[VersionEntry] = []
+        skipped: list[str] = []
+        for found in self.backend.on_disk():
+            try:
+                meta = VersionMeta.model_validate_json(found.meta)
+            except ValidationError:
+                skipped.append(found.version)
+                continue
+            if meta.version != found.version:
+                skipped.append(found.version)
+                continue
+            # A version whose arrays are gone was pruned: its record stays, marked so.
+            pruned = not set(meta.files) <= found.names
+            entries.append(VersionEntry(
+                version=meta.version, created_at=meta.created_at, parent=meta.parent,
+                kind=meta.kind, added=meta.added, upload=found.upload,
+                status="committed" if meta.gate.get("passed", True) else "candidate",
+                pruned_at=now_iso() if pruned else None,
+            ))
+        entries.sort(key=lambda e: int(e.version[1:]))
+        current = next((e.version for e in reversed(entries)
+                        if e.status == "committed" and e.pruned_at is None), None)
+        manifest = Manifest(current=current, versions=entries, events=[Event(
+            at=now_iso(), action="repair", version=current,
+            detail=f"manifest rebuilt from the meta.json of {len(entries)} version(s)"
+            + (f"; the damaged one kept as {aside}" if aside else "")
+            + (f"; left out (unreadable meta.json): {', '.join(skipped)}" if skipped else ""),
+        )])
+        self.write_manifest(manifest)
+        return manifest, skipped, aside

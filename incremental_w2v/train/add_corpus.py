@@ -72,7 +72,7 @@ def add_corpus(
     extra_uris = tuple(command_line_uri(uri) for uri in extra_uris)
     preflight(config)
     result = AddResult()
-    with locked(config.store_path, "add-corpus", wait, create=True) as store:
+    with locked(config, "add-corpus", wait, create=True) as store:
         result.swept = store.swept
         current = store.current_meta()
         if current is not None:
@@ -181,7 +181,7 @@ def check_compatible(config: Config, current: VersionMeta, allow_tokenize_change
         )
     if problems:
         raise ConfigError(
-            f"the config does not match the lineage in {config.store_path} "
+            f"the config does not match the lineage in {config.store_location} "
             f"(current version {current.version})",
             problems,
             hint="restore the lineage's settings in the config; mixing tokenisations splits "

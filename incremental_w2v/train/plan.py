@@ -31,6 +31,7 @@ from incremental_w2v.errors import ConfigError, DataError, IncW2VError, InputMis
 from incremental_w2v.fsutil import sha256_file
 from incremental_w2v.ingest.corpus import CorpusSpec, content_sha256
 from incremental_w2v.ingest.fingerprint import SourceOptions, SourceStat, stat
+from incremental_w2v.store.location import open_store
 from incremental_w2v.store.manifest import CorpusRecord, Manifest, VersionMeta
 from incremental_w2v.store.store import Store
 from incremental_w2v.uris import as_recorded, corpus_key, expand, printable, redact
@@ -247,7 +248,7 @@ def check_same_base(config: Config, current: VersionMeta) -> None:
     if problem is None:
         return
     raise ConfigError(
-        f"the store {config.store_path} holds a lineage started from another base: "
+        f"the store {config.store_location} holds a lineage started from another base: "
         f"{problem}",
         hint="a config with another base needs its own store (change 'store:'); if the base "
         "file only moved, restore 'base:' as it was, or point it at the same bytes",
@@ -371,7 +372,7 @@ class Status:
 
 def status(config: Config) -> Status:
     """The current version and what ``add-corpus`` would apply, skip or hold now."""
-    store = Store(config.store_path)
+    store = open_store(config, must_exist=False)
     manifest = store.read_manifest()
     current = store.current_meta(manifest)
     plan = plan_run(store, config, current, collect=True)
@@ -381,7 +382,7 @@ def status(config: Config) -> Status:
     ] + [{"name": p.spec.name, "uri": redact(p.spec.uri), "base": False} for p in plan.pending]
     held = plan.held
     return Status(
-        store=str(store.root),
+        store=store.location,
         current=current.version if current else None,
         vocab_size=current.vocab_size if current else None,
         versions=len(manifest.versions),

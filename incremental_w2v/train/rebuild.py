@@ -64,10 +64,10 @@ class Rebuilt:
 
 def rebuild(config: Config, wait: float = 0.0, seed: int | None = None) -> Rebuilt:
     """Rebuild the current version's lineage from scratch (``seed`` overrides model.seed)."""
-    with locked(config.store_path, "rebuild", wait) as store:
+    with locked(config, "rebuild", wait) as store:
         current = store.current_meta()
         if current is None:
-            raise InputMissingError(f"store {store.root} has no current version",
+            raise InputMissingError(f"store {store.location} has no current version",
                                     hint="run 'incw2v add-corpus CONFIG' first")
         meta, info = rebuild_locked(store, config, current, seed)
         if meta.gate.get("passed", True):

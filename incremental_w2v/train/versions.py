@@ -26,7 +26,6 @@ from incremental_w2v.ingest.diskspace import (
     WithinReserve,
     ensure_room,
     expansion,
-    folder_bytes,
 )
 from incremental_w2v.ingest.pool import choose_processes
 from incremental_w2v.progress import Progress
@@ -134,9 +133,8 @@ def read_into(
     assert on_started is None or len(items) == 1
     records, results = [], []
     options = source_options(config)
-    current = store.read_manifest().current
-    ensure_room(store.root, [(i.spec.uri, i.stat) for i in items],
-                folder_bytes(store.version_dir(current) if current else None))
+    ensure_room(store.scratch, [(i.spec.uri, i.stat) for i in items],
+                store.version_bytes(store.read_manifest().current))
     try:
         with open(workfile, "w", encoding="utf-8", newline="\n") as handle:
             out = WithinReserve(handle, workfile.parent)  # a bomb stops at the reserve
@@ -175,7 +173,7 @@ class Parent:
 def load_parent(store: Store, config: Config, version: str) -> Parent:
     model = store.load_model(version)
     check_trainable(model, f"version {version}")
-    ledger = Ledger.load(store.version_dir(version) / LEDGER_FILE)
+    ledger = Ledger.load(store.files(version) / LEDGER_FILE)
     return Parent(model, ledger, load_replay(store, config, version))
 
 
@@ -183,7 +181,7 @@ def load_replay(store: Store, config: Config, version: str) -> ReplayBuffer:
     """The replay buffer of ``version`` (verified with the model), at the configured size."""
     rehearsal = config.rehearsal
     replay = ReplayBuffer.load(
-        store.version_dir(version) / REPLAY_FILE, rehearsal.buffer_tokens, rehearsal.seed
+        store.files(version) / REPLAY_FILE, rehearsal.buffer_tokens, rehearsal.seed
     )
     note = replay.resize(rehearsal.buffer_tokens)
     if note:

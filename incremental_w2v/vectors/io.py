@@ -119,8 +119,12 @@ def write_vectors(
     fmt: VectorFormat,
     output: Path,
     metadata: dict[str, Any] | None = None,
+    store: Path | None = None,
 ) -> list[Path]:
     """Write ``kv`` to ``output`` in ``fmt`` atomically; returns every file written.
+
+    ``store``: a store writing into its own working folder (``fsutil.atomic_outputs``);
+    any other output is refused inside a store.
 
     Each file is written under a temporary name in the output's folder,
     fsynced, then renamed into place (side files first, the main file last),
@@ -135,7 +139,7 @@ def write_vectors(
             hint=f"use one of: {', '.join(VECTOR_FORMATS)}",
         )
     output = Path(output)
-    with atomic_outputs(output) as outputs:
+    with atomic_outputs(output, store=store) as outputs:
         tmp_main = outputs.temp(output)
         if fmt == "keyedvectors":
             # Vectors always in a side file, so readers can mmap them whatever their size.

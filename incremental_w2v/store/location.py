@@ -1,0 +1,74 @@
+"""Where a config's store is, and whether that place may be a store at all.
+
+``store: /``, the home folder, a folder inside another store (or inside a
+store's cache), and a folder that holds other files and no store marker are
+refused (78) by ``validate`` and by every command, before anything is read
+or written there. An ``s3://`` store is checked for its form here, and
+recognised by its marker when it is opened (that needs the network).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from incremental_w2v.errors import ConfigError, DataError, InputMissingError
+from incremental_w2v.fsutil import store_root_of
+from incremental_w2v.store.backend import Backend
+from incremental_w2v.store.local import LocalBackend
+from incremental_w2v.store.store import Store
+
+if TYPE_CHECKING:
+    from incremental_w2v.config.schema import Config
+
+
+def check_local_place(path: Path) -> None:
+    """Raise ConfigError if the folder ``path`` may never be a store."""
+    real = Path(os.path.realpath(path))
+    if real.parent == real:
+        raise ConfigError(f"store {path} is the root of the file system",
+                          hint="give the store a folder of its own, e.g. store: ./store")
+    if real == Path(os.path.realpath(Path.home())):
+        raise ConfigError(f"store {path} is your home folder",
+                          hint="give the store a folder of its own, e.g. store: ~/w2v-store")
+    outer = store_root_of(real.parent)
+    if outer is not None:
+        raise ConfigError(f"store {path} would be inside the incw2v store (or store cache) "
+                          f"{outer}", hint="give the store a folder outside any other store")
+
+
+def backend_for(where: Config | Path | Backend) -> Backend:
+    """The backend of a config's store (or of a local folder given as such)."""
+    if isinstance(where, Backend):
+        return where
+    if isinstance(where, Path):
+        return LocalBackend(where)
+    if where.store_is_remote:
+        from incremental_w2v.store.s3 import S3Backend  # boto3 only for stores that need it
+
+        return S3Backend.for_config(where)
+    check_local_place(where.store_path)
+    return LocalBackend(where.store_path)
+
+
+def open_store(config: Config, create: bool = False, must_exist: bool = True) -> Store:
+    """The config's store, recognised (``must_exist=False``: a place with no store yet
+    gives an empty store, for ``status`` before the first run)."""
+    store = Store(backend_for(config))
+    try:
+        store.recognise(create)
+    except InputMissingError:
+        if must_exist:
+            raise
+    return store
+
+
+def check_place(config: Config) -> None:
+    """``validate``'s check of the store's place (no network: an S3 store's form only)."""
+    if config.store_is_remote:
+        return
+    # A new place, or a damaged store, is a store's place all the same.
+    with contextlib.suppress(InputMissingError, DataError):
+        Store.open(backend_for(config))
