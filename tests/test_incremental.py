@@ -19,7 +19,12 @@ from helpers import Result, committed, version_model
 from incremental_w2v.config.schema import ModelParams, UpdateSettings
 from incremental_w2v.train.ledger import Ledger, count_tokens
 from incremental_w2v.train.model import apply_update, freeze_old_words, train_base
-from incremental_w2v.train.rehearsal import EpochFile, ReplayBuffer, write_epoch
+from incremental_w2v.train.rehearsal import (
+    EpochFile,
+    ReplayBuffer,
+    replay_targets,
+    write_epoch,
+)
 from test_training import tokens_of
 
 
@@ -192,14 +197,14 @@ def test_replay_is_counted_in_tokens_and_never_twice_in_an_epoch(tmp_path: Path)
     assert buffer.tokens == 10_000 and len(buffer) == 200
 
     # share 0.5: 2,500 tokens (50 long sentences) per epoch, a new part of the buffer each time.
-    epochs = buffer.plan(round(0.5 * new_tokens), 4)
+    epochs = buffer.plan([round(0.5 * new_tokens)] * 4)
     for drawn in epochs:
         assert len(drawn) == len(set(drawn)) == 50
         assert sum(len(line.split()) for line in drawn) == 2_500
     assert len({line for drawn in epochs for line in drawn}) == 200  # the whole buffer, once
 
     # share 5: 25,000 tokens wanted, but an epoch replays the buffer's 10,000 at most.
-    epochs = buffer.plan(round(5 * new_tokens), 3)
+    epochs = buffer.plan([round(5 * new_tokens)] * 3)
     for drawn in epochs:
         assert sorted(drawn) == sorted(buffer.lines)
 
@@ -255,6 +260,50 @@ def test_rehearsal_through_add_corpus_records_tokens_trained(
     assert reh["trained_tokens"] == sum(tokens for tokens, _, _ in update_calls)
     assert reh["replayed_tokens"] == reh["trained_tokens"] - 2 * new_tokens
     assert reh["trained_tokens"] <= 2 * (1.5 * new_tokens + longest)
+
+
+def test_a_ramp_replays_more_in_later_epochs_and_the_same_in_all() -> None:
+    flat = replay_targets(0.4, 10_000, 5, "flat")
+    ramp = replay_targets(0.4, 10_000, 5, "ramp")
+    assert flat == [4_000] * 5
+    assert ramp == sorted(ramp) and ramp[0] < flat[0] < ramp[-1]
+    assert sum(ramp) == sum(flat)
+
+
+def test_ramp_and_consolidation_through_add_corpus(
+    corpora: dict[str, Path], make_config: Callable[..., Path], cli: Callable[..., Result],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    config = make_config(corpora["a"], [corpora["b"]], extra=(
+        "rehearsal: {buffer_tokens: 8000, share: 0.3, schedule: ramp, consolidate: 0.2, "
+        "consolidate_alpha: 0.004}"))
+    calls: list[tuple[float, float, list[str]]] = []
+    real_train = Word2Vec.train
+
+    def recording_train(self: Word2Vec, *args: Any, **kwargs: Any) -> Any:
+        text = Path(kwargs["corpus_file"]).read_text().splitlines()
+        calls.append((kwargs["start_alpha"], kwargs["end_alpha"], text))
+        return real_train(self, *args, **kwargs)
+
+    monkeypatch.setattr(Word2Vec, "train", recording_train)
+    assert cli("add-corpus", config).code == 0
+    monkeypatch.undo()
+    update = calls[1:]  # the base trained in one call
+    assert len(update) == 2 + 1  # two epochs, then the consolidation pass
+    new_lines = {" ".join(s) for s in tokens_of(corpora["b"])}
+    old_lines = {" ".join(s) for s in tokens_of(corpora["a"])}
+    replayed = [sum(len(line.split()) for line in text if line not in new_lines)
+                for _, _, text in update]
+    assert replayed[0] < replayed[1]  # the ramp
+    start, end, last = update[-1]
+    assert start == 0.004 and end == 0.0001 and update[1][1] == pytest.approx(0.0001)
+    assert last and all(line in old_lines for line in last)  # earlier data only
+    reh = history(cli, config)[1]["update_params"]["rehearsal"]
+    new_tokens = history(cli, config)[1]["corpora"][1]["tokens"]
+    assert reh["schedule"] == "ramp"
+    assert reh["consolidation_tokens"] == replayed[2] >= 0.2 * new_tokens
+    assert reh["replayed_tokens"] == sum(replayed)
+    assert reh["trained_tokens"] == 2 * new_tokens + sum(replayed)
 
 
 def test_rehearsal_end_to_end_without_old_corpora_and_reproducible_after_rollback(

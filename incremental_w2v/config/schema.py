@@ -143,8 +143,21 @@ class RehearsalSettings(Strict):
     )
     share: float = Field(
         0.5, ge=0, le=10,
-        description="tokens replayed per new token, in each epoch of an update (0.5: an "
-        "update trains on at most 1.5 times its new tokens); capped by what the buffer holds",
+        description="tokens replayed per new token in an epoch of an update, on average "
+        "(0.5: the epochs train on 1.5 times the new tokens); capped by what the buffer holds",
+    )
+    schedule: Literal["flat", "ramp"] = Field(
+        "flat",
+        description="flat: the same replay every epoch; ramp: rising across the update, from "
+        "share/epochs to twice the share",
+    )
+    consolidate: float = Field(
+        0.0, ge=0, le=10,
+        description="after the epochs, one pass over this many earlier tokens per new token, "
+        "at a low learning rate (consolidate_alpha down to update.min_alpha); 0: none",
+    )
+    consolidate_alpha: float = Field(
+        0.005, gt=0, le=1, description="learning rate at the start of the consolidation pass"
     )
     seed: int = Field(1, description="seed of the buffer's sampling and of the replay draw")
 

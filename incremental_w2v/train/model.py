@@ -231,13 +231,15 @@ def apply_update(
     epoch_file: Callable[[int], EpochFile],
     corpus_sentences: int,
     update_index: int = 0,
+    consolidation: tuple[Callable[[], EpochFile], float] | None = None,
 ) -> TrainReport:
     """Grow the vocabulary from the (already updated) ledger and continue training.
 
     ``epoch_file(e)`` writes and describes what epoch ``e`` trains on (the new
     corpus, with that epoch's replayed sentences); ``corpus_sentences`` is the
     new corpus alone. The learning rate runs linearly from the update's start
-    to its end across all epochs, one ``train()`` call per epoch.
+    to its end across all epochs, one ``train()`` call per epoch. ``consolidation``:
+    what a last pass trains on, and its start learning rate (down to the update's end).
     """
     started = time.perf_counter()
     old_size = len(model.wv)
@@ -269,6 +271,13 @@ def apply_update(
                        first_epoch=epoch)
             sentences += fed.sentences
             tokens += fed.tokens
+        if consolidation is not None and old_size:
+            fed, alpha = consolidation[0](), consolidation[1]
+            if fed.tokens:
+                _train(model, fed.path, fed.sentences, fed.tokens, 1, max(alpha, end), end,
+                       stack.enter_context(training_progress(fed.tokens, 1)))
+                sentences += fed.sentences
+                tokens += fed.tokens
     _restore(model, params)
     check_arrays(model, "the updated model")
     return TrainReport(

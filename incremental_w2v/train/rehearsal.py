@@ -15,9 +15,12 @@ buffer is reproducible and the same after a rollback and a re-run. It is stored 
 each version folder (``replay.txt.gz``, hashed with the version), so
 updates never need the old corpora.
 
-The replay (:meth:`ReplayBuffer.plan`) is counted in tokens: each epoch of
-an update replays ``rehearsal.share`` times the new corpus's tokens, drawn
-from the buffer as it was before this corpus. Within an epoch no buffered
+The replay (:meth:`ReplayBuffer.plan`) is counted in tokens: the epochs of
+an update replay ``rehearsal.share`` times the new corpus's tokens on
+average (:func:`replay_targets`: the same every epoch, or rising across the
+update), drawn from the buffer as it was before this corpus, and a final
+consolidation pass at a low learning rate replays ``rehearsal.consolidate``
+times the new tokens of earlier data alone. Within an epoch no buffered
 sentence is replayed twice, so the replay is capped by what the buffer
 holds; successive epochs walk on through one seeded shuffle of the buffer,
 so an update sees as much of it as it can. :func:`write_epoch` writes an
@@ -113,25 +116,25 @@ class ReplayBuffer:
         return (f"replay buffer grown from {old:,} to {budget:,} tokens: until it fills, it "
                 "over-represents corpora applied from now on")
 
-    def plan(self, tokens_per_epoch: int, epochs: int) -> list[list[str]]:
-        """The replayed sentences of each epoch: about ``tokens_per_epoch`` tokens each.
+    def plan(self, targets: list[int]) -> list[list[str]]:
+        """The replayed sentences of each epoch: about ``targets[e]`` tokens in epoch ``e``.
 
         One seeded shuffle of the buffer is walked through, epoch after epoch;
         an epoch never takes a sentence twice, so it replays at most the whole
         buffer.
         """
         lines = self.lines
-        if not lines or tokens_per_epoch <= 0 or epochs <= 0:
-            return [[] for _ in range(max(epochs, 0))]
+        if not lines:
+            return [[] for _ in targets]
         order = np.random.default_rng([self.seed, self.seen, 1]).permutation(len(lines))
         sizes = np.array([len(line.split()) for line in lines], dtype=np.int64)
         out: list[list[str]] = []
         start = 0
-        for _ in range(epochs):
+        for target in targets:
             taken: list[str] = []
             total = 0
             for step in range(len(lines)):
-                if total >= tokens_per_epoch:
+                if total >= target:
                     break
                 i = int(order[(start + step) % len(lines)])
                 taken.append(lines[i])
@@ -228,6 +231,29 @@ def write_epoch(workfile: Path, replay: list[str], out: Path, sentences: int,
                      replayed_tokens)
 
 
+def replay_targets(share: float, new_tokens: int, epochs: int, schedule: str) -> list[int]:
+    """Tokens to replay in each epoch: ``share`` x the new tokens on average.
+
+    ``flat``: the same every epoch. ``ramp``: rising linearly across the update
+    (from ``share/epochs`` to ``2 share``), so the first epochs fit the new data
+    and the last ones, at low learning rate, settle it among the old.
+    """
+    if schedule == "ramp":
+        return [round(share * new_tokens * 2 * (e + 0.5) / epochs) for e in range(epochs)]
+    return [round(share * new_tokens)] * epochs
+
+
+def write_lines(lines: list[str], out: Path) -> EpochFile:
+    """``out``: just ``lines`` (a consolidation pass over earlier data)."""
+    tokens = 0
+    with open(out, "w", encoding="utf-8", newline="\n") as dst:
+        for line in lines:
+            dst.write(line)
+            dst.write("\n")
+            tokens += len(line.split())
+    return EpochFile(out, len(lines), tokens, len(lines), tokens)
+
+
 def absorb_file(buffer: ReplayBuffer, workfile: Path) -> None:
     """Fold every sentence of ``workfile`` into the buffer."""
     with open(workfile, encoding="utf-8", newline="\n") as handle:
@@ -240,8 +266,10 @@ class ReplayReport:
 
     share: float
     buffer_tokens: int  # the configured budget
+    schedule: str = "flat"
     replayed_sentences: int = 0
-    replayed_tokens: int = 0
+    replayed_tokens: int = 0  # in the epochs and the consolidation pass
+    consolidation_tokens: int = 0
     trained_sentences: int = 0
     trained_tokens: int = 0
     buffer_sentences: int = 0  # what the buffer held when the update drew from it

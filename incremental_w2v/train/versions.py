@@ -55,7 +55,9 @@ from incremental_w2v.train.rehearsal import (
     ReplayBuffer,
     ReplayReport,
     absorb_file,
+    replay_targets,
     write_epoch,
+    write_lines,
 )
 from incremental_w2v.uris import printable, redact
 from incremental_w2v.vectors.model_file import MODEL_FORMAT, load_saved
@@ -358,12 +360,15 @@ def apply_one(
         epochs = config.update.epochs or config.model.epochs
         settings = config.rehearsal
         report = ReplayReport(share=settings.share, buffer_tokens=settings.buffer_tokens,
+                              schedule=settings.schedule,
                               buffer_sentences=len(replay), buffer_held_tokens=replay.tokens,
                               buffer_seen=replay.seen)
         if settings.buffer_tokens and settings.share and not len(replay):
             notes.append("rehearsal: the replay buffer was empty, nothing was replayed")
         # Drawn from the buffer as it was before this corpus; then the corpus joins it.
-        drawn = replay.plan(round(settings.share * res.tokens), epochs)
+        targets = replay_targets(settings.share, res.tokens, epochs, settings.schedule)
+        *drawn, consolidating = replay.plan(
+            [*targets, round(settings.consolidate * res.tokens)])
         absorb_file(replay, workfile)
         t2 = time.perf_counter()
 
@@ -374,9 +379,18 @@ def apply_one(
             report.add(fed)
             return fed
 
+        def consolidation_file() -> EpochFile:
+            fed = write_lines(consolidating, work / "consolidate.txt")
+            report.add(fed)
+            report.consolidation_tokens = fed.tokens
+            return fed
+
         index = update_index(current)
-        trained = apply_update(model, config.model, config.update, ledger, epoch_file,
-                               res.sentences, update_index=index)
+        trained = apply_update(
+            model, config.model, config.update, ledger, epoch_file, res.sentences,
+            update_index=index,
+            consolidation=(consolidation_file, settings.consolidate_alpha)
+            if consolidating else None)
         t3 = time.perf_counter()
         pruned = prune_ledger(config, ledger, model, notes)
         draft = Draft(
