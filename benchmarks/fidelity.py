@@ -57,11 +57,12 @@ from incremental_w2v.store.store import Store
 
 # Each variant: a name and the config keys it changes (merged into the defaults).
 VARIANTS: list[tuple[str, dict[str, Any]]] = [
-    ("no rehearsal", {"rehearsal": {"buffer_tokens": 0}}),
-    ("rehearsal share 0.25", {"rehearsal": {"share": 0.25}}),
-    ("rehearsal share 1.0", {"rehearsal": {"share": 1.0}}),
+    ("no rehearsal (5 epochs)", {"rehearsal": {"buffer_tokens": 0}}),
+    ("flat replay, not ramped", {"rehearsal": {"schedule": "flat"}}),
+    ("replay share 0.4 (5 epochs)", {"rehearsal": {"share": 0.4}}),
+    ("share 0.4 + consolidation pass 0.5", {"rehearsal": {"share": 0.4, "consolidate": 0.5}}),
     ("buffer 2M tokens", {"rehearsal": {"buffer_tokens": 2_000_000}}),
-    ("buffer 50M tokens (all earlier data here)", {"rehearsal": {"buffer_tokens": 50_000_000}}),
+    ("share 1.0, 5 epochs (2x tokens)", {"rehearsal": {"share": 1.0}, "update": {"epochs": 5}}),
     ("3 epochs per update", {"update": {"epochs": 3}}),
     ("alpha decay 0.5 across updates", {"update": {"alpha_decay": 0.5}}),
     ("old words frozen for 1 epoch", {"update": {"freeze_epochs": 1}}),

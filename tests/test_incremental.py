@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 from gensim.models import FastText, Word2Vec
 
-from helpers import Result, committed, version_model
-from incremental_w2v.config.schema import ModelParams, UpdateSettings
+from helpers import Result, committed, version_model, write_config
+from incremental_w2v.config.schema import ModelParams, UpdateSettings, load_config
 from incremental_w2v.train.ledger import Ledger, count_tokens
 from incremental_w2v.train.model import apply_update, freeze_old_words, train_base
 from incremental_w2v.train.rehearsal import (
@@ -132,7 +132,7 @@ def test_decayed_alpha_really_trains_less(corpora: dict[str, Path], tmp_path: Pa
         total.add(ledger_b.counts, n_b)
         update = UpdateSettings(alpha=0.0125, alpha_decay=0.25)
         report = apply_update(model, params, update, total, as_epochs(work_b, n_b, tokens_b),
-                              n_b, update_index=index)
+                              n_b, params.epochs, update_index=index)
         assert report.alpha[0] == pytest.approx(0.0125 * 0.25**index)
         moved.append(float(np.abs(model.wv.vectors[: len(old)] - old).mean()))
     assert moved[1] < moved[0] / 5
@@ -310,7 +310,8 @@ def test_rehearsal_end_to_end_without_old_corpora_and_reproducible_after_rollbac
     corpora: dict[str, Path], make_config: Callable[..., Path], cli: Callable[..., Result],
 ) -> None:
     config = make_config(corpora["a"], [corpora["b"], corpora["c"]],
-                         extra="rehearsal: {buffer_tokens: 9000, share: 0.5, seed: 4}")
+                         extra="rehearsal: {buffer_tokens: 9000, share: 0.5, schedule: flat, "
+                               "seed: 4}")
     text = config.read_text()
     config.write_text(text.replace(f"  - uri: {corpora['c']}\n", ""))
     assert cli("add-corpus", config).code == 0
@@ -592,3 +593,31 @@ def test_new_keys_are_validated(body: str, fragment: str) -> None:
     with pytest.raises(ConfigError) as info:
         parse_config("store: s\nbase: {corpus: a}\n" + body)
     assert fragment in str(info.value)
+
+
+def test_default_epochs_keep_an_update_within_its_token_budget(
+    corpora: dict[str, Path], tmp_path: Path, cli: Callable[..., Result],
+) -> None:
+    """The defaults train fewer epochs, with replay, for at most 1.5 x a plain update's tokens."""
+    body = f"""
+        store: store
+        model: {{vector_size: 16, min_count: 3, negative: 3, epochs: 5, workers: 1, seed: 2}}
+        base: {{corpus: {corpora['a']}}}
+        queue: [{{uri: {corpora['b']}}}]
+        """
+    config = write_config(tmp_path, body)
+    assert cli("add-corpus", config).code == 0
+    row = history(cli, config)[1]
+    params, new = row["update_params"], row["corpora"][1]["tokens"]
+    reh = params["rehearsal"]
+    assert params["epochs"] == 4 and reh["schedule"] == "ramp" and reh["share"] == 0.875
+    assert reh["replayed_tokens"] > 0
+    assert reh["trained_tokens"] == 4 * new + reh["replayed_tokens"]
+    assert reh["trained_tokens"] <= 1.5 * 5 * new
+    # Explicit epochs win over the budget; without replay an update keeps model.epochs.
+    for extra, epochs in (("update: {epochs: 2}", 2), ("rehearsal: {buffer_tokens: 0}", 5),
+                          ("rehearsal: {share: 0}", 5), ("update: {budget: 3.0}", 5),
+                          ("rehearsal: {share: 2.0}", 2), ("update: {budget: 0.1}", 1)):
+        other = write_config(tmp_path, body.rstrip(" ") + "        " + extra + "\n",
+                             name="other.yaml")
+        assert load_config(other).update_epochs == epochs, extra

@@ -112,12 +112,21 @@ FASTTEXT_ONLY = ("min_n", "max_n", "bucket")
 class UpdateSettings(Strict):
     """How an update trains (``update:``): gensim would silently restart the schedule."""
 
-    # Defaults measured with benchmarks/update_quality.py (docs/benchmarks.md).
+    # Defaults measured at full size with benchmarks/fidelity.py (docs/incremental.md).
     alpha: float = Field(0.025, gt=0, le=1, description="learning rate at the start of an update")
     min_alpha: float = Field(0.0001, ge=0, le=1,
                              description="learning rate at the end of an update")
-    epochs: int | None = Field(None, ge=1, le=10_000,
-                               description="epochs per update; default model.epochs")
+    epochs: int | None = Field(
+        None, ge=1, le=10_000,
+        description="epochs per update; default: as many as keep an update's new and replayed "
+        "tokens within budget x a plain update's (model.epochs x the new tokens), at most "
+        "model.epochs (4 with the defaults)",
+    )
+    budget: float = Field(
+        1.5, ge=0.1, le=100,
+        description="when epochs is not given: tokens an update may train, as a multiple of a "
+        "plain update's (the new corpus, model.epochs times)",
+    )
     alpha_decay: float = Field(
         1.0, gt=0, le=1,
         description="the n-th update of a lineage (n = 0, 1, ...) starts at alpha * alpha_decay**n",
@@ -137,17 +146,18 @@ class RehearsalSettings(Strict):
     """Replay of earlier data during updates (``rehearsal:``), counted in tokens."""
 
     buffer_tokens: int = Field(
-        10_000_000, ge=0, le=10_000_000_000,
+        16_000_000, ge=0, le=10_000_000_000,
         description="token budget of the replay buffer (a uniform sample of every sentence "
         "applied so far, stored with each version); 0 turns rehearsal off",
     )
     share: float = Field(
-        0.5, ge=0, le=10,
+        0.875, ge=0, le=10,
         description="tokens replayed per new token in an epoch of an update, on average "
-        "(0.5: the epochs train on 1.5 times the new tokens); capped by what the buffer holds",
+        "(0.875: the epochs train on 1.875 times the new tokens); capped by what the buffer "
+        "holds",
     )
     schedule: Literal["flat", "ramp"] = Field(
-        "flat",
+        "ramp",
         description="flat: the same replay every epoch; ramp: rising across the update, from "
         "share/epochs to twice the share",
     )
@@ -387,6 +397,16 @@ class Config(Strict):
     @property
     def base_dir(self) -> Path:
         return self._path.parent
+
+    @property
+    def update_epochs(self) -> int:
+        """Epochs per update: ``update.epochs``, or as many as the update's budget allows."""
+        if self.update.epochs:
+            return self.update.epochs
+        replay = self.rehearsal.share if self.rehearsal.buffer_tokens else 0.0
+        # 1e-9: 1.5 x 5 / 1.875 is 4, not 3.999...
+        fit = int(self.update.budget * self.model.epochs / (1 + replay) + 1e-9)
+        return max(1, min(self.model.epochs, fit))
 
     @property
     def store_is_remote(self) -> bool:

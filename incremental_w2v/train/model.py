@@ -230,6 +230,7 @@ def apply_update(
     ledger: Ledger,
     epoch_file: Callable[[int], EpochFile],
     corpus_sentences: int,
+    epochs: int,
     update_index: int = 0,
     consolidation: tuple[Callable[[], EpochFile], float] | None = None,
 ) -> TrainReport:
@@ -237,9 +238,10 @@ def apply_update(
 
     ``epoch_file(e)`` writes and describes what epoch ``e`` trains on (the new
     corpus, with that epoch's replayed sentences); ``corpus_sentences`` is the
-    new corpus alone. The learning rate runs linearly from the update's start
-    to its end across all epochs, one ``train()`` call per epoch. ``consolidation``:
-    what a last pass trains on, and its start learning rate (down to the update's end).
+    new corpus alone; ``epochs``: how many this update trains. The learning rate
+    runs linearly from the update's start to its end across all epochs, one
+    ``train()`` call per epoch. ``consolidation``: what a last pass trains on, and
+    its start learning rate (down to the update's end).
     """
     started = time.perf_counter()
     old_size = len(model.wv)
@@ -253,7 +255,6 @@ def apply_update(
                 trim_rule=_keep_all,
             )
     reconcile_vocab(model, ledger, params)
-    epochs = update.epochs or params.epochs
     model.workers = params.gensim_kwargs()["workers"]
     start, end = update_alpha(update, update_index)
     frozen = min(update.freeze_epochs, epochs) if old_size else 0

@@ -357,7 +357,7 @@ def apply_one(
         res = results[0]
         ledger.add(res.counts, res.sentences)
         t1 = time.perf_counter()
-        epochs = config.update.epochs or config.model.epochs
+        epochs = config.update_epochs
         settings = config.rehearsal
         report = ReplayReport(share=settings.share, buffer_tokens=settings.buffer_tokens,
                               schedule=settings.schedule,
@@ -387,7 +387,7 @@ def apply_one(
 
         index = update_index(current)
         trained = apply_update(
-            model, config.model, config.update, ledger, epoch_file, res.sentences,
+            model, config.model, config.update, ledger, epoch_file, res.sentences, epochs,
             update_index=index,
             consolidation=(consolidation_file, settings.consolidate_alpha)
             if consolidating else None)
