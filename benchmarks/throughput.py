@@ -272,7 +272,7 @@ def tokenised_copy(src: Path, dest: Path) -> None:
 # The same training work as plain gensim's update: no replayed sentences, no scoring and
 # no drift record at the commit. Case "3d" measures the defaults, which do all three.
 LEAN = """\
-rehearsal: {buffer_size: 0}
+rehearsal: {buffer_tokens: 0}
 evaluation: {enabled: false}
 drift: {record: false}
 """
@@ -392,7 +392,7 @@ def main() -> None:
         txt = work / "update.txt"
         tokenised_copy(upd, txt)
         # With a replay buffer, so that case 3d has sentences to replay (the lean cases
-        # run with buffer_size 0 and replay nothing).
+        # run with buffer_tokens 0 and replay nothing).
         template_cfg = make_store(work / "template", str(base), [], args, lean=False)
         subprocess.run([sys.executable, "-m", "incremental_w2v", "add-corpus", "-q",
                         str(template_cfg)], env=_env(), check=True, stdout=subprocess.DEVNULL)

@@ -55,7 +55,7 @@ BAD_VALUES = [
     ("update.alpha_decay", "update: {alpha_decay: .nan}"),
     ("update.epochs", "update: {epochs: true}"),
     ("rehearsal.share", "rehearsal: {share: .inf}"),
-    ("rehearsal.buffer_size", "rehearsal: {buffer_size: true}"),
+    ("rehearsal.buffer_tokens", "rehearsal: {buffer_tokens: true}"),
     ("ledger.max_size", "ledger: {max_size: .inf}"),
     ("gates.wordsim353.min", "gates: {wordsim353: {min: .nan}}"),
     ("gates.wordsim353.max_drop", "gates: {wordsim353: {max_drop: .inf}}"),

@@ -15,11 +15,16 @@ import numpy as np
 import pytest
 from gensim.models import FastText, Word2Vec
 
-from helpers import Result, committed, version_model
-from incremental_w2v.config.schema import ModelParams, UpdateSettings
+from helpers import Result, committed, version_model, write_config
+from incremental_w2v.config.schema import ModelParams, UpdateSettings, load_config
 from incremental_w2v.train.ledger import Ledger, count_tokens
 from incremental_w2v.train.model import apply_update, freeze_old_words, train_base
-from incremental_w2v.train.rehearsal import ReplayBuffer, absorb_file, mix_and_absorb
+from incremental_w2v.train.rehearsal import (
+    EpochFile,
+    ReplayBuffer,
+    replay_targets,
+    write_epoch,
+)
 from test_training import tokens_of
 
 
@@ -34,6 +39,11 @@ def history(cli: Callable[..., Result], config: Path) -> list[dict[str, Any]]:
     assert out.code == 0, out.err
     rows: list[dict[str, Any]] = out.json()
     return rows
+
+
+def as_epochs(path: Path, sentences: int, tokens: int) -> Callable[[int], EpochFile]:
+    """Every epoch trains on the same file, without replay."""
+    return lambda epoch: EpochFile(path, sentences, tokens, 0, 0)
 
 
 def workfile_of(path: Path, dest: Path) -> tuple[Path, int, int, Ledger]:
@@ -121,8 +131,8 @@ def test_decayed_alpha_really_trains_less(corpora: dict[str, Path], tmp_path: Pa
         total = Ledger(dict(ledger.counts), ledger.sentences)
         total.add(ledger_b.counts, n_b)
         update = UpdateSettings(alpha=0.0125, alpha_decay=0.25)
-        report = apply_update(model, params, update, total, work_b, n_b, tokens_b,
-                              update_index=index)
+        report = apply_update(model, params, update, total, as_epochs(work_b, n_b, tokens_b),
+                              n_b, params.epochs, update_index=index)
         assert report.alpha[0] == pytest.approx(0.0125 * 0.25**index)
         moved.append(float(np.abs(model.wv.vectors[: len(old)] - old).mean()))
     assert moved[1] < moved[0] / 5
@@ -131,55 +141,177 @@ def test_decayed_alpha_really_trains_less(corpora: dict[str, Path], tmp_path: Pa
 # -- rehearsal -------------------------------------------------------------------------
 
 
-def test_reservoir_is_uniform_and_reproducible() -> None:
-    def fill(seed: int) -> ReplayBuffer:
-        buffer = ReplayBuffer(size=1000, seed=seed)
-        rng = random.Random(f"{seed}")
-        for i in range(20_000):
-            buffer.absorb(str(i), rng)
+def numbered(count: int, seed: int = 0) -> list[str]:
+    """``count`` sentences 'i w w ...' of 1 to 40 tokens: the first token says which one."""
+    rng = random.Random(seed)
+    return [" ".join([str(i)] + ["w"] * rng.randrange(0, 40)) for i in range(count)]
+
+
+def test_buffer_is_a_uniform_sample_within_its_token_budget() -> None:
+    lines = numbered(20_000)
+    sizes = {int(line.split()[0]): len(line.split()) for line in lines}
+
+    def fill(seed: int, chunks: int = 1) -> ReplayBuffer:
+        buffer = ReplayBuffer(budget=20_000, seed=seed)
+        step = len(lines) // chunks
+        for start in range(0, len(lines), step):  # corpora folded in one by one
+            buffer.absorb(lines[start:start + step])
         return buffer
 
-    one, again, other = fill(1), fill(1), fill(2)
-    assert one.lines == again.lines and one.lines != other.lines
-    assert one.seen == 20_000 and len(one.lines) == 1000 and len(set(one.lines)) == 1000
-    picked = np.array([int(x) for x in one.lines])
-    # Uniform over 0..19999: mean 10,000 with standard error ~183; each quarter ~250.
-    assert abs(picked.mean() - 10_000) < 800
+    one, again, other, chunked = fill(1), fill(1), fill(2), fill(1, chunks=4)
+    assert one.lines == again.lines == chunked.lines and one.lines != other.lines
+    assert one.seen == 20_000
+    held = sum(len(line.split()) for line in one.lines)
+    assert held == one.tokens and 20_000 - 40 < held <= 20_000
+    picked = np.array([int(line.split()[0]) for line in one.lines])
+    assert len(set(picked)) == len(picked)
+    # Uniform over positions: each quarter of the stream holds about a quarter.
     quarters = np.bincount(picked // 5000, minlength=4)
-    assert all(180 < q < 320 for q in quarters), quarters
+    assert all(abs(q / len(picked) - 0.25) < 0.05 for q in quarters), quarters
+    # Long and short sentences alike: the sample's mean length is the stream's.
+    assert abs(np.mean([sizes[i] for i in picked]) - np.mean(list(sizes.values()))) < 1.5
+    # The buffer is what sampling everything at once gives: a prefix of the key order.
+    assert one.cutoff < 1.0 and all(-k < one.cutoff for k, _, _ in one._heap)
 
 
-def test_mixing_interleaves_replayed_sentences_and_counts_them(
-    corpora: dict[str, Path], tmp_path: Path
+def test_buffer_survives_its_file_and_a_smaller_budget(tmp_path: Path) -> None:
+    buffer = ReplayBuffer(budget=5_000, seed=3)
+    buffer.absorb(numbered(2_000))
+    buffer.save(tmp_path / "replay.txt.gz")
+    back = ReplayBuffer.load(tmp_path / "replay.txt.gz", 5_000, 3)
+    assert back.lines == buffer.lines and back.seen == 2_000 and back.cutoff == buffer.cutoff
+    assert back.resize(2_000) is not None and back.tokens <= 2_000
+    assert back.lines == buffer.lines[: len(back.lines)]  # the smallest keys stay
+
+
+def test_replay_is_counted_in_tokens_and_never_twice_in_an_epoch(tmp_path: Path) -> None:
+    """Old sentences ten times longer than the new: the replay is still a token budget, and
+    an epoch replays each buffered sentence at most once, however large the share."""
+    old = [" ".join([f"old{i}"] + ["x"] * 49) for i in range(400)]  # 50 tokens each
+    new = [" ".join([f"new{i}"] + ["y"] * 4) for i in range(1_000)]  # 5 tokens each
+    work = tmp_path / "new.txt"
+    work.write_text("".join(line + "\n" for line in new))
+    new_tokens = 5 * len(new)
+    buffer = ReplayBuffer(budget=10_000, seed=5)
+    buffer.absorb(old)
+    assert buffer.tokens == 10_000 and len(buffer) == 200
+
+    # share 0.5: 2,500 tokens (50 long sentences) per epoch, a new part of the buffer each time.
+    epochs = buffer.plan([round(0.5 * new_tokens)] * 4)
+    for drawn in epochs:
+        assert len(drawn) == len(set(drawn)) == 50
+        assert sum(len(line.split()) for line in drawn) == 2_500
+    assert len({line for drawn in epochs for line in drawn}) == 200  # the whole buffer, once
+
+    # share 5: 25,000 tokens wanted, but an epoch replays the buffer's 10,000 at most.
+    epochs = buffer.plan([round(5 * new_tokens)] * 3)
+    for drawn in epochs:
+        assert sorted(drawn) == sorted(buffer.lines)
+
+    fed = write_epoch(work, epochs[0], tmp_path / "epoch.txt", len(new), new_tokens)
+    mixed = (tmp_path / "epoch.txt").read_text().splitlines()
+    assert fed.tokens == sum(len(line.split()) for line in mixed) == new_tokens + 10_000
+    assert fed.sentences == len(mixed) == len(new) + 200 and fed.replayed_tokens == 10_000
+    assert [line for line in mixed if line.startswith("new")] == new
+    # Spread evenly: about five new sentences between two replayed ones, none at the end.
+    replayed_at = [i for i, line in enumerate(mixed) if line.startswith("old")]
+    assert max(np.diff(replayed_at)) <= 7 and replayed_at[0] <= 6
+
+
+def test_rehearsal_through_add_corpus_records_tokens_trained(
+    corpora: dict[str, Path], make_config: Callable[..., Path], cli: Callable[..., Result],
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    work_a, n_a, _, _ = workfile_of(corpora["a"], tmp_path / "a.txt")
-    buffer = ReplayBuffer(size=40, seed=3)
-    absorb_file(buffer, work_a)
-    old_lines = set(buffer.lines)
-    work_b, n_b, tokens_b, _ = workfile_of(corpora["b"], tmp_path / "b.txt")
-    new_lines = work_b.read_text().splitlines()
-    report = mix_and_absorb(buffer, work_b, n_b, tokens_b, share=0.5)
-    mixed = work_b.read_text().splitlines()
-    assert report.replayed_sentences == round(0.5 * n_b) == len(mixed) - n_b
-    assert report.sentences == len(mixed)
-    assert report.tokens == sum(len(line.split()) for line in mixed)
-    replayed_at = [i for i, line in enumerate(mixed) if line not in set(new_lines)]
-    assert len(replayed_at) == report.replayed_sentences
-    assert all(mixed[i] in old_lines for i in replayed_at)
-    # Spread evenly: at most a few new sentences between two replayed ones.
-    assert max(np.diff(replayed_at)) <= 3 and replayed_at[0] <= 3
-    assert [line for line in mixed if line in set(new_lines)] == new_lines
-    # The reservoir now samples both corpora.
-    assert buffer.seen == n_a + n_b and len(buffer.lines) == 40
-    assert set(buffer.lines) & set(new_lines) and set(buffer.lines) & old_lines
+    # The base's sentences are ten of Lee's paragraphs each: ten times longer than the new.
+    lines = corpora["a"].read_text().splitlines()
+    long = tmp_path / "long.txt"
+    long.write_text("".join(" ".join(lines[i:i + 10]) + "\n" for i in range(0, len(lines), 10)))
+    short = tmp_path / "short.txt"
+    short.write_text("".join(" ".join(line.split()[:8]) + "\n" for line in
+                             corpora["b"].read_text().splitlines()))
+    config = make_config(long, [short], extra="rehearsal: {buffer_tokens: 4000, share: 0.5}")
+    fed: list[tuple[int, int, list[str]]] = []
+    real_train = Word2Vec.train
+
+    def recording_train(self: Word2Vec, *args: Any, **kwargs: Any) -> Any:
+        text = Path(kwargs["corpus_file"]).read_text().splitlines()
+        assert kwargs["total_examples"] == len(text)  # gensim does not check in this mode
+        assert kwargs["total_words"] == sum(len(line.split()) for line in text)
+        fed.append((kwargs["total_words"], kwargs["epochs"], text))
+        return real_train(self, *args, **kwargs)
+
+    monkeypatch.setattr(Word2Vec, "train", recording_train)
+    assert cli("add-corpus", config).code == 0
+    monkeypatch.undo()
+    rows = history(cli, config)
+    reh = rows[1]["update_params"]["rehearsal"]
+    new_tokens = rows[1]["corpora"][1]["tokens"]
+    update_calls = fed[1:]  # the base trained in one call
+    assert len(update_calls) == 2 and all(epochs == 1 for _, epochs, _ in update_calls)
+    new_lines = [" ".join(s) for s in tokens_of(short)]
+    longest = max(map(len, tokens_of(long)))
+    for tokens, _, text in update_calls:
+        assert [line for line in text if line in set(new_lines)] == new_lines
+        replayed = [line for line in text if line not in set(new_lines)]
+        assert len(replayed) == len(set(replayed))  # never twice in an epoch
+        replayed_tokens = sum(len(line.split()) for line in replayed)
+        assert 0.5 * new_tokens <= replayed_tokens < 0.5 * new_tokens + longest
+        assert tokens == new_tokens + replayed_tokens
+    assert reh["trained_tokens"] == sum(tokens for tokens, _, _ in update_calls)
+    assert reh["replayed_tokens"] == reh["trained_tokens"] - 2 * new_tokens
+    assert reh["trained_tokens"] <= 2 * (1.5 * new_tokens + longest)
+
+
+def test_a_ramp_replays_more_in_later_epochs_and_the_same_in_all() -> None:
+    flat = replay_targets(0.4, 10_000, 5, "flat")
+    ramp = replay_targets(0.4, 10_000, 5, "ramp")
+    assert flat == [4_000] * 5
+    assert ramp == sorted(ramp) and ramp[0] < flat[0] < ramp[-1]
+    assert sum(ramp) == sum(flat)
+
+
+def test_ramp_and_consolidation_through_add_corpus(
+    corpora: dict[str, Path], make_config: Callable[..., Path], cli: Callable[..., Result],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    config = make_config(corpora["a"], [corpora["b"]], extra=(
+        "rehearsal: {buffer_tokens: 8000, share: 0.3, schedule: ramp, consolidate: 0.2, "
+        "consolidate_alpha: 0.004}"))
+    calls: list[tuple[float, float, list[str]]] = []
+    real_train = Word2Vec.train
+
+    def recording_train(self: Word2Vec, *args: Any, **kwargs: Any) -> Any:
+        text = Path(kwargs["corpus_file"]).read_text().splitlines()
+        calls.append((kwargs["start_alpha"], kwargs["end_alpha"], text))
+        return real_train(self, *args, **kwargs)
+
+    monkeypatch.setattr(Word2Vec, "train", recording_train)
+    assert cli("add-corpus", config).code == 0
+    monkeypatch.undo()
+    update = calls[1:]  # the base trained in one call
+    assert len(update) == 2 + 1  # two epochs, then the consolidation pass
+    new_lines = {" ".join(s) for s in tokens_of(corpora["b"])}
+    old_lines = {" ".join(s) for s in tokens_of(corpora["a"])}
+    replayed = [sum(len(line.split()) for line in text if line not in new_lines)
+                for _, _, text in update]
+    assert replayed[0] < replayed[1]  # the ramp
+    start, end, last = update[-1]
+    assert start == 0.004 and end == 0.0001 and update[1][1] == pytest.approx(0.0001)
+    assert last and all(line in old_lines for line in last)  # earlier data only
+    reh = history(cli, config)[1]["update_params"]["rehearsal"]
+    new_tokens = history(cli, config)[1]["corpora"][1]["tokens"]
+    assert reh["schedule"] == "ramp"
+    assert reh["consolidation_tokens"] == replayed[2] >= 0.2 * new_tokens
+    assert reh["replayed_tokens"] == sum(replayed)
+    assert reh["trained_tokens"] == 2 * new_tokens + sum(replayed)
 
 
 def test_rehearsal_end_to_end_without_old_corpora_and_reproducible_after_rollback(
     corpora: dict[str, Path], make_config: Callable[..., Path], cli: Callable[..., Result],
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     config = make_config(corpora["a"], [corpora["b"], corpora["c"]],
-                         extra="rehearsal: {buffer_size: 120, share: 0.5, seed: 4}")
+                         extra="rehearsal: {buffer_tokens: 9000, share: 0.5, schedule: flat, "
+                               "seed: 4}")
     text = config.read_text()
     config.write_text(text.replace(f"  - uri: {corpora['c']}\n", ""))
     assert cli("add-corpus", config).code == 0
@@ -189,36 +321,24 @@ def test_rehearsal_end_to_end_without_old_corpora_and_reproducible_after_rollbac
     corpora["b"].unlink()
     text = text.replace(f"  - uri: {corpora['b']}\n", "")
     config.write_text(text)
-    # Record what train() is told and what the file it reads really holds (gensim does
-    # not check in corpus_file mode), then let the real training run.
-    fed: list[tuple[int, int, int, int]] = []
-    real_train = Word2Vec.train
-
-    def recording_train(self: Word2Vec, *args: Any, **kwargs: Any) -> Any:
-        lines = Path(kwargs["corpus_file"]).read_text().splitlines()
-        fed.append((kwargs["total_examples"], kwargs["total_words"], len(lines),
-                    sum(len(line.split()) for line in lines)))
-        return real_train(self, *args, **kwargs)
-
-    monkeypatch.setattr(Word2Vec, "train", recording_train)
     assert cli("add-corpus", config).code == 0
-    monkeypatch.undo()
-    assert len(fed) == 1 and fed[0][:2] == fed[0][2:], fed
     rows = history(cli, config)
     reh = rows[2]["update_params"]["rehearsal"]
     new = rows[2]["corpora"][2]
-    assert reh["replayed_sentences"] == round(0.5 * new["sentences"])
-    assert reh["trained_sentences"] == new["sentences"] + reh["replayed_sentences"]
-    assert reh["trained_tokens"] == new["tokens"] + reh["replayed_tokens"]
-    assert (reh["trained_sentences"], reh["trained_tokens"]) == fed[0][:2]
+    # Half the new tokens is more than the buffer holds: each epoch replays all of it, once.
+    assert 0.5 * new["tokens"] > reh["buffer_held_tokens"]
+    assert reh["replayed_tokens"] == 2 * reh["buffer_held_tokens"]
+    assert reh["trained_tokens"] == 2 * new["tokens"] + reh["replayed_tokens"]
+    assert reh["trained_sentences"] == 2 * new["sentences"] + reh["replayed_sentences"]
     versions = config.parent / "store" / "versions"
     meta = json.loads((versions / "v0003" / "meta.json").read_text())
     assert "replay.txt.gz" in meta["files"]
-    v3 = ReplayBuffer.load(versions / "v0003" / "replay.txt.gz", 120, 4)
-    assert len(v3.lines) == 120 and v3.seen == sum(c["sentences"] for c in rows[2]["corpora"])
-    # A sample of every corpus so far (each is a third of the sentences seen).
+    v3 = ReplayBuffer.load(versions / "v0003" / "replay.txt.gz", 9000, 4)
+    assert 8800 < v3.tokens <= 9000
+    assert v3.seen == sum(c["sentences"] for c in rows[2]["corpora"])
+    # A sample of every corpus so far (each is about a third of the sentences seen).
     for name in "abc":
-        share = sum(line in work_lines[name] for line in v3.lines) / 120
+        share = sum(line in work_lines[name] for line in v3.lines) / len(v3)
         assert 0.15 < share < 0.5, (name, share)
     # Rollback restores v0002's buffer; re-applying c gives the very same buffer again.
     assert cli("rollback", config, "v0002").code == 0
@@ -235,7 +355,8 @@ def test_replay_buffer_is_hashed_with_the_version(
     config = make_config(corpora["a"], [corpora["b"], corpora["c"]])
     assert cli("add-corpus", config).code == 0
     replay = config.parent / "store" / "versions" / "v0003" / "replay.txt.gz"
-    replay.write_bytes(gzip.compress(b"#replay\tseen=1\tsize=1\tseed=1\nforged line\n"))
+    replay.write_bytes(gzip.compress(b"#replay-tokens\tseen=1\tbudget=9\tseed=1\tcutoff=1.0\n"
+                                      b"0.5\t0\tforged line\n"))
     fourth = corpora["a"].with_name("d.txt")
     fourth.write_text("".join(reversed(corpora["a"].read_text().splitlines(keepends=True))))
     other = make_config(corpora["a"], [corpora["b"], corpora["c"], fourth])
@@ -441,12 +562,24 @@ def test_existing_fasttext_model_as_base(
 # -- config ----------------------------------------------------------------------------
 
 
+def test_an_old_sentence_buffer_size_is_read_as_tokens_with_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from incremental_w2v.config.schema import TOKENS_PER_SENTENCE, parse_config
+
+    with caplog.at_level(logging.WARNING):
+        config = parse_config("store: s\nbase: {corpus: a}\nrehearsal: {buffer_size: 50}\n")
+    assert config.rehearsal.buffer_tokens == 50 * TOKENS_PER_SENTENCE
+    assert "rehearsal.buffer_size is deprecated" in caplog.text
+
+
 @pytest.mark.parametrize(
     ("body", "fragment"),
     [
         ("rehearsal: {shar: 0.2}\n", "rehearsal.shar (line 3): unknown key"),
         ("rehearsal: {share: -1}\n", "rehearsal.share (line 3)"),
-        ("rehearsal: {buffer_size: -5}\n", "rehearsal.buffer_size (line 3)"),
+        ("rehearsal: {buffer_tokens: -5}\n", "rehearsal.buffer_tokens (line 3)"),
+        ("rehearsal: {buffer_size: 5, buffer_tokens: 9}\n", "give buffer_tokens only"),
         ("update: {alpha_decay: 1.5}\n", "update.alpha_decay (line 3)"),
         ("update: {freeze_epochs: -1}\n", "update.freeze_epochs (line 3)"),
         ("ledger: {max_size: 0}\n", "ledger.max_size (line 3)"),
@@ -462,22 +595,29 @@ def test_new_keys_are_validated(body: str, fragment: str) -> None:
     assert fragment in str(info.value)
 
 
-@pytest.mark.slow
-def test_update_quality_benchmark_prints_its_table(
-    corpora: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+def test_default_epochs_keep_an_update_within_its_token_budget(
+    corpora: dict[str, Path], tmp_path: Path, cli: Callable[..., Result],
 ) -> None:
-    import importlib.util
-
-    script = Path(__file__).resolve().parents[1] / "benchmarks" / "update_quality.py"
-    spec = importlib.util.spec_from_file_location("update_quality", script)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    paths = [str(corpora[n]) for n in "abc"]
-    assert module.main([*paths, "--restrict", "500", "--vector-size", "16",
-                        "--min-count", "3", "--only", "+ rehearsal 0.5",
-                        "--workdir", str(tmp_path / "w")]) == 0
-    table = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]
-    names = [row.split(" | ")[0].lstrip("| ") for row in table[1:]]
-    assert names == ["full retrain (all three)", "full retrain, seed 2 (noise yardstick)",
-                     "plain gensim updates", "+ rehearsal 0.5"]
+    """The defaults train fewer epochs, with replay, for at most 1.5 x a plain update's tokens."""
+    body = f"""
+        store: store
+        model: {{vector_size: 16, min_count: 3, negative: 3, epochs: 5, workers: 1, seed: 2}}
+        base: {{corpus: {corpora['a']}}}
+        queue: [{{uri: {corpora['b']}}}]
+        """
+    config = write_config(tmp_path, body)
+    assert cli("add-corpus", config).code == 0
+    row = history(cli, config)[1]
+    params, new = row["update_params"], row["corpora"][1]["tokens"]
+    reh = params["rehearsal"]
+    assert params["epochs"] == 4 and reh["schedule"] == "ramp" and reh["share"] == 0.875
+    assert reh["replayed_tokens"] > 0
+    assert reh["trained_tokens"] == 4 * new + reh["replayed_tokens"]
+    assert reh["trained_tokens"] <= 1.5 * 5 * new
+    # Explicit epochs win over the budget; without replay an update keeps model.epochs.
+    for extra, epochs in (("update: {epochs: 2}", 2), ("rehearsal: {buffer_tokens: 0}", 5),
+                          ("rehearsal: {share: 0}", 5), ("update: {budget: 3.0}", 5),
+                          ("rehearsal: {share: 2.0}", 2), ("update: {budget: 0.1}", 1)):
+        other = write_config(tmp_path, body.rstrip(" ") + "        " + extra + "\n",
+                             name="other.yaml")
+        assert load_config(other).update_epochs == epochs, extra

@@ -7,6 +7,7 @@ line; unknown and duplicate keys are errors. Relative paths (``store``,
 
 from __future__ import annotations
 
+import logging
 import os
 from contextlib import suppress
 from pathlib import Path
@@ -35,6 +36,8 @@ from incremental_w2v.ingest.fingerprint import STALL_TIMEOUT
 from incremental_w2v.ingest.formats.catalog import FormatSettings, TextFormat
 from incremental_w2v.ingest.tokenize import TokenizeSettings
 from incremental_w2v.uris import credential_problem, expand, redact, uri_problem
+
+logger = logging.getLogger(__name__)
 
 EncodingErrors = Literal["strict", "replace"]
 # gensim cuts longer sentences (MAX_WORDS_IN_BATCH): no window can be wider.
@@ -109,12 +112,21 @@ FASTTEXT_ONLY = ("min_n", "max_n", "bucket")
 class UpdateSettings(Strict):
     """How an update trains (``update:``): gensim would silently restart the schedule."""
 
-    # Defaults measured with benchmarks/update_quality.py (docs/benchmarks.md).
+    # Defaults measured at full size with benchmarks/fidelity.py (docs/incremental.md).
     alpha: float = Field(0.025, gt=0, le=1, description="learning rate at the start of an update")
     min_alpha: float = Field(0.0001, ge=0, le=1,
                              description="learning rate at the end of an update")
-    epochs: int | None = Field(None, ge=1, le=10_000,
-                               description="epochs per update; default model.epochs")
+    epochs: int | None = Field(
+        None, ge=1, le=10_000,
+        description="epochs per update; default: as many as keep an update's new and replayed "
+        "tokens within budget x a plain update's (model.epochs x the new tokens), at most "
+        "model.epochs (4 with the defaults)",
+    )
+    budget: float = Field(
+        1.5, ge=0.1, le=100,
+        description="when epochs is not given: tokens an update may train, as a multiple of a "
+        "plain update's (the new corpus, model.epochs times)",
+    )
     alpha_decay: float = Field(
         1.0, gt=0, le=1,
         description="the n-th update of a lineage (n = 0, 1, ...) starts at alpha * alpha_decay**n",
@@ -126,19 +138,58 @@ class UpdateSettings(Strict):
     )
 
 
-class RehearsalSettings(Strict):
-    """Replay of earlier sentences during updates (``rehearsal:``)."""
+# What an old sentence-counted buffer_size is read as, in tokens.
+TOKENS_PER_SENTENCE = 20
 
-    buffer_size: int = Field(
-        50_000, ge=0, le=100_000_000,
-        description="sentences kept in the replay buffer (a uniform sample of everything "
-        "applied so far); 0 turns rehearsal off",
+
+class RehearsalSettings(Strict):
+    """Replay of earlier data during updates (``rehearsal:``), counted in tokens."""
+
+    buffer_tokens: int = Field(
+        16_000_000, ge=0, le=10_000_000_000,
+        description="token budget of the replay buffer (a uniform sample of every sentence "
+        "applied so far, stored with each version); 0 turns rehearsal off",
     )
     share: float = Field(
-        0.5, ge=0, le=10,
-        description="replayed sentences per new sentence (0.25: one replayed per four new)",
+        0.875, ge=0, le=10,
+        description="tokens replayed per new token in an epoch of an update, on average "
+        "(0.875: the epochs train on 1.875 times the new tokens); capped by what the buffer "
+        "holds",
     )
-    seed: int = Field(1, description="seed of the reservoir sampling and of the replay draw")
+    schedule: Literal["flat", "ramp"] = Field(
+        "ramp",
+        description="flat: the same replay every epoch; ramp: rising across the update, from "
+        "share/epochs to twice the share",
+    )
+    consolidate: float = Field(
+        0.0, ge=0, le=10,
+        description="after the epochs, one pass over this many earlier tokens per new token, "
+        "at a low learning rate (consolidate_alpha down to update.min_alpha); 0: none",
+    )
+    consolidate_alpha: float = Field(
+        0.005, gt=0, le=1, description="learning rate at the start of the consolidation pass"
+    )
+    seed: int = Field(1, description="seed of the buffer's sampling and of the replay draw")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed(cls, data: Any) -> Any:
+        # Releases before 0.2 counted the buffer in sentences: still read, with a warning.
+        if isinstance(data, dict) and "buffer_size" in data:
+            if "buffer_tokens" in data:
+                raise ValueError("give buffer_tokens only: buffer_size (sentences) is its "
+                                 "deprecated, older form")
+            data = dict(data)
+            size = data.pop("buffer_size")
+            if isinstance(size, int) and not isinstance(size, bool) and size >= 0:
+                data["buffer_tokens"] = size * TOKENS_PER_SENTENCE
+                logger.warning(
+                    "rehearsal.buffer_size is deprecated: the buffer is now a token budget; "
+                    "read as buffer_tokens: %d (%d sentences x %d tokens); set buffer_tokens "
+                    "instead", data["buffer_tokens"], size, TOKENS_PER_SENTENCE)
+            else:
+                data["buffer_tokens"] = size  # let the field's own check say what is wrong
+        return data
 
 
 class LedgerSettings(Strict):
@@ -346,6 +397,16 @@ class Config(Strict):
     @property
     def base_dir(self) -> Path:
         return self._path.parent
+
+    @property
+    def update_epochs(self) -> int:
+        """Epochs per update: ``update.epochs``, or as many as the update's budget allows."""
+        if self.update.epochs:
+            return self.update.epochs
+        replay = self.rehearsal.share if self.rehearsal.buffer_tokens else 0.0
+        # 1e-9: 1.5 x 5 / 1.875 is 4, not 3.999...
+        fit = int(self.update.budget * self.model.epochs / (1 + replay) + 1e-9)
+        return max(1, min(self.model.epochs, fit))
 
     @property
     def store_is_remote(self) -> bool:

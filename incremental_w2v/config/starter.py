@@ -47,8 +47,10 @@ queue:                           # the corpora to add, in order; each run applie
 #   workers: 0                   # 0: one training thread per core
 #   seed: 1
 
-# update: {alpha: 0.025, min_alpha: 0.0001, epochs: null, alpha_decay: 1.0, freeze_epochs: 0}
-# rehearsal: {buffer_size: 50000, share: 0.5, seed: 1}   # replay of earlier sentences
+# update: {alpha: 0.025, min_alpha: 0.0001, epochs: null, budget: 1.5, alpha_decay: 1.0,
+#          freeze_epochs: 0}      # epochs null: as many as fit budget x a plain update (4)
+# rehearsal: {buffer_tokens: 16000000, share: 0.875, schedule: ramp, consolidate: 0.0,
+#             consolidate_alpha: 0.005, seed: 1}   # replay of earlier data, in tokens
 # ledger: {max_size: 5000000}    # distinct tokens counted; the rarest non-model ones pruned
 # tokenize: {mode: simple}       # simple | whitespace | regex (docs/formats.md)
 # encoding_errors: strict        # strict | replace

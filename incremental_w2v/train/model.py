@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -35,6 +35,7 @@ from incremental_w2v.config.schema import FASTTEXT_ONLY, ModelParams, UpdateSett
 from incremental_w2v.errors import ConfigError, DataError, TrainingError
 from incremental_w2v.progress import Progress
 from incremental_w2v.train.ledger import Ledger
+from incremental_w2v.train.rehearsal import EpochFile
 from incremental_w2v.train.watch import TrainingWatch
 from incremental_w2v.vectors.cum_table import cum_table, vectorised_cum_table
 
@@ -227,16 +228,20 @@ def apply_update(
     params: ModelParams,
     update: UpdateSettings,
     ledger: Ledger,
-    workfile: Path,
-    sentences: int,
-    tokens: int,
+    epoch_file: Callable[[int], EpochFile],
+    corpus_sentences: int,
+    epochs: int,
     update_index: int = 0,
-    corpus_sentences: int | None = None,
+    consolidation: tuple[Callable[[], EpochFile], float] | None = None,
 ) -> TrainReport:
     """Grow the vocabulary from the (already updated) ledger and continue training.
 
-    ``sentences``/``tokens`` describe what ``workfile`` holds (the new corpus
-    plus any replayed sentences); ``corpus_sentences`` is the new corpus alone.
+    ``epoch_file(e)`` writes and describes what epoch ``e`` trains on (the new
+    corpus, with that epoch's replayed sentences); ``corpus_sentences`` is the
+    new corpus alone; ``epochs``: how many this update trains. The learning rate
+    runs linearly from the update's start to its end across all epochs, one
+    ``train()`` call per epoch. ``consolidation``: what a last pass trains on, and
+    its start learning rate (down to the update's end).
     """
     started = time.perf_counter()
     old_size = len(model.wv)
@@ -245,26 +250,35 @@ def apply_update(
         with vectorised_cum_table():
             model.build_vocab_from_freq(
                 {w: ledger.counts[w] for w in new_words},
-                corpus_count=corpus_sentences if corpus_sentences is not None else sentences,
+                corpus_count=corpus_sentences,
                 update=True,
                 trim_rule=_keep_all,
             )
     reconcile_vocab(model, ledger, params)
-    epochs = update.epochs or params.epochs
     model.workers = params.gensim_kwargs()["workers"]
     start, end = update_alpha(update, update_index)
     frozen = min(update.freeze_epochs, epochs) if old_size else 0
-    with training_progress(tokens, epochs) as progress:
-        if frozen:
-            # The schedule runs linearly from start to end over all epochs, across both calls.
-            middle = start + (end - start) * frozen / epochs
-            with freeze_old_words(model, old_size):
-                _train(model, workfile, sentences, tokens, frozen, start, middle, progress)
-            if epochs > frozen:
-                _train(model, workfile, sentences, tokens, epochs - frozen, middle, end,
-                       progress, first_epoch=frozen)
-        else:
-            _train(model, workfile, sentences, tokens, epochs, start, end, progress)
+    sentences = tokens = 0
+    with ExitStack() as stack:
+        progress: Progress | None = None
+        for epoch in range(epochs):
+            fed = epoch_file(epoch)
+            if progress is None:  # every epoch trains on about as many tokens as the first
+                progress = stack.enter_context(training_progress(fed.tokens, epochs))
+            a0 = start + (end - start) * epoch / epochs
+            a1 = start + (end - start) * (epoch + 1) / epochs
+            with freeze_old_words(model, old_size) if epoch < frozen else nullcontext():
+                _train(model, fed.path, fed.sentences, fed.tokens, 1, a0, a1, progress,
+                       first_epoch=epoch)
+            sentences += fed.sentences
+            tokens += fed.tokens
+        if consolidation is not None and old_size:
+            fed, alpha = consolidation[0](), consolidation[1]
+            if fed.tokens:
+                _train(model, fed.path, fed.sentences, fed.tokens, 1, max(alpha, end), end,
+                       stack.enter_context(training_progress(fed.tokens, 1)))
+                sentences += fed.sentences
+                tokens += fed.tokens
     _restore(model, params)
     check_arrays(model, "the updated model")
     return TrainReport(

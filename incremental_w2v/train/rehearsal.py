@@ -1,108 +1,178 @@
-"""Rehearsal: a replay buffer of earlier sentences, mixed into each update.
+"""Rehearsal: each update replays a sample of earlier data, measured in tokens.
 
 An update that trains only on the new corpus moves the whole space while
 old words absent from it stay put, so they drift apart from their
-neighbours. Replaying a sample of earlier data with the new data is the
-known remedy short of a full retrain.
+neighbours. Replaying earlier data with the new data is the known remedy
+short of a full retrain (see docs/incremental.md for what it buys, measured).
 
-The buffer is a fixed-size uniform sample of every sentence applied so far
-(reservoir sampling, Algorithm R), seeded so a lineage is reproducible. It
-is stored in each version folder (``replay.txt.gz``, hashed with the rest of
-the version), so rollback restores it and updates never need the old corpora.
+The buffer (:class:`ReplayBuffer`) is a uniform sample of every sentence
+applied so far, under a token budget (``rehearsal.buffer_tokens``). Every
+sentence gets a seeded random key; the buffer holds the sentences with the
+smallest keys, in key order, for as long as their tokens fit the budget
+(priority sampling with equal weights). Folding corpora in one by one gives
+exactly the buffer that sampling all the data at once would give, so the
+buffer is reproducible and the same after a rollback and a re-run. It is stored in
+each version folder (``replay.txt.gz``, hashed with the version), so
+updates never need the old corpora.
 
-One local pass over the finished working file does both jobs: it writes the
-mixed training file (the new sentences with the replayed ones spread evenly
-between them) and folds the new sentences into the reservoir.
+The replay (:meth:`ReplayBuffer.plan`) is counted in tokens: the epochs of
+an update replay ``rehearsal.share`` times the new corpus's tokens on
+average (:func:`replay_targets`: the same every epoch, or rising across the
+update), drawn from the buffer as it was before this corpus, and a final
+consolidation pass at a low learning rate replays ``rehearsal.consolidate``
+times the new tokens of earlier data alone. Within an epoch no buffered
+sentence is replayed twice, so the replay is capped by what the buffer
+holds; successive epochs walk on through one seeded shuffle of the buffer,
+so an update sees as much of it as it can. :func:`write_epoch` writes an
+epoch's training file: the new sentences with the replayed ones spread
+evenly between them.
 """
 
 from __future__ import annotations
 
 import gzip
+import heapq
 import logging
-import os
-import random
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from incremental_w2v.errors import DataError
 
 logger = logging.getLogger(__name__)
 
 REPLAY_FILE = "replay.txt.gz"
+_HEADER = "#replay-tokens"
+_LEGACY_HEADER = "#replay"  # the sentence-count buffer of earlier releases
+_KEY_BLOCK = 65536
 
 
 @dataclass
 class ReplayBuffer:
-    """Up to ``size`` sentences (working-file lines), a uniform sample of ``seen``."""
+    """A uniform sample of the ``seen`` sentences applied so far, within ``budget`` tokens."""
 
-    size: int
+    budget: int
     seed: int = 1
     seen: int = 0
-    lines: list[str] = field(default_factory=list)
+    # A max-heap on the key (keys negated): the sentence with the largest key leaves first.
+    _heap: list[tuple[float, int, str]] = field(default_factory=list)
+    tokens: int = 0
+    # Every sentence with a key below the cutoff is in the buffer, and none above it: the
+    # buffer is the longest run of the key order that fits, whatever order corpora came in.
+    cutoff: float = 1.0
 
-    def resize(self, size: int) -> str | None:
-        """Adopt a new configured size; returns a note when it changes anything."""
-        if size == self.size:
-            return None
-        old = self.size
-        self.size = size
-        if len(self.lines) > size:
-            # A uniform subset of a uniform sample is still uniform.
-            rng = random.Random(f"{self.seed}:resize:{self.seen}")
-            self.lines = rng.sample(self.lines, size)
-            return f"replay buffer shrunk from {old} to {size} sentences"
-        if size > old and self.seen > len(self.lines):
-            return (
-                f"replay buffer grown from {old} to {size} sentences: until it fills, it "
-                "over-represents corpora applied from now on"
-            )
-        return None
+    def __len__(self) -> int:
+        return len(self._heap)
 
-    def absorb(self, line: str, rng: random.Random) -> None:
-        """Algorithm R: the t-th sentence (0-based) replaces a slot with prob. size/(t+1)."""
-        t = self.seen
-        self.seen = t + 1
-        if t < self.size:
-            self.lines.append(line)
+    @property
+    def lines(self) -> list[str]:
+        """The buffered sentences, in key order (a uniformly shuffled order)."""
+        return [line for _, _, line in sorted(self._heap, reverse=True)]
+
+    def absorb(self, lines: Iterable[str]) -> None:
+        """Fold ``lines`` (the sentences of a corpus, in order) into the sample."""
+        if self.budget <= 0:
+            for _ in lines:
+                self.seen += 1
             return
-        j = int(rng.random() * (t + 1))
-        if j < self.size:
-            self.lines[j] = line
+        block, keys = -1, np.empty(0)
+        for line in lines:
+            # A key depends only on the seed and the sentence's position in the lineage.
+            if self.seen // _KEY_BLOCK != block:
+                block = self.seen // _KEY_BLOCK
+                keys = np.random.default_rng([self.seed, block]).random(_KEY_BLOCK)
+            self._offer(float(keys[self.seen % _KEY_BLOCK]), self.seen, line)
+            self.seen += 1
 
-    def draw(self, count: int) -> list[str]:
-        """``count`` replayed sentences: without replacement while the buffer suffices."""
-        if not self.lines or count <= 0:
-            return []
-        rng = random.Random(f"{self.seed}:draw:{self.seen}")
-        whole, rest = divmod(count, len(self.lines))
-        picks = self.lines * whole + rng.sample(self.lines, rest)
-        rng.shuffle(picks)
-        return picks
+    def _offer(self, key: float, index: int, line: str) -> None:
+        if key >= self.cutoff:
+            return
+        size = len(line.split())
+        heap = self._heap
+        if self.tokens + size > self.budget and (not heap or key > -heap[0][0]):
+            self.cutoff = key  # it would be the first to leave again
+            return
+        heapq.heappush(heap, (-key, index, line))
+        self.tokens += size
+        self._fit()
+
+    def _fit(self) -> None:
+        while self.tokens > self.budget and self._heap:
+            neg_key, _, gone = heapq.heappop(self._heap)
+            self.tokens -= len(gone.split())
+            self.cutoff = -neg_key
+
+    def resize(self, budget: int) -> str | None:
+        """Adopt a new configured budget; returns a note when it changes anything."""
+        if budget == self.budget:
+            return None
+        old, self.budget = self.budget, budget
+        self._fit()
+        if budget < old:
+            return f"replay buffer shrunk from {old:,} to {budget:,} tokens"
+        return (f"replay buffer grown from {old:,} to {budget:,} tokens: until it fills, it "
+                "over-represents corpora applied from now on")
+
+    def plan(self, targets: list[int]) -> list[list[str]]:
+        """The replayed sentences of each epoch: about ``targets[e]`` tokens in epoch ``e``.
+
+        One seeded shuffle of the buffer is walked through, epoch after epoch;
+        an epoch never takes a sentence twice, so it replays at most the whole
+        buffer.
+        """
+        lines = self.lines
+        if not lines:
+            return [[] for _ in targets]
+        order = np.random.default_rng([self.seed, self.seen, 1]).permutation(len(lines))
+        sizes = np.array([len(line.split()) for line in lines], dtype=np.int64)
+        out: list[list[str]] = []
+        start = 0
+        for target in targets:
+            taken: list[str] = []
+            total = 0
+            for step in range(len(lines)):
+                if total >= target:
+                    break
+                i = int(order[(start + step) % len(lines)])
+                taken.append(lines[i])
+                total += int(sizes[i])
+            start = (start + len(taken)) % len(lines)
+            out.append(taken)
+        return out
 
     # -- files -----------------------------------------------------------------
 
     def save(self, path: Path) -> None:
         with gzip.open(path, "wt", encoding="utf-8", compresslevel=1, newline="\n") as out:
-            out.write(f"#replay\tseen={self.seen}\tsize={self.size}\tseed={self.seed}\n")
-            for line in self.lines:
-                out.write(line)
-                out.write("\n")
+            out.write(f"{_HEADER}\tseen={self.seen}\tbudget={self.budget}\tseed={self.seed}"
+                      f"\tcutoff={self.cutoff!r}\n")
+            for neg_key, index, line in sorted(self._heap, reverse=True):
+                out.write(f"{-neg_key!r}\t{index}\t{line}\n")
 
     @classmethod
-    def load(cls, path: Path, size: int, seed: int) -> ReplayBuffer:
+    def load(cls, path: Path, budget: int, seed: int) -> ReplayBuffer:
         """The buffer stored at ``path``; an empty one if the version has none."""
         if not path.exists():
-            return cls(size=size, seed=seed)
+            return cls(budget=budget, seed=seed)
         try:
             with gzip.open(path, "rt", encoding="utf-8", newline="\n") as handle:
                 header = handle.readline().rstrip("\n").split("\t")
-                if header[0] != "#replay":
-                    raise ValueError("no '#replay' header line")
                 fields = dict(item.split("=", 1) for item in header[1:])
-                lines = [line.rstrip("\n") for line in handle]
-            buffer = cls(size=int(fields["size"]), seed=int(fields["seed"]),
-                         seen=int(fields["seen"]), lines=lines)
+                if header[0] == _HEADER:
+                    buffer = cls(budget=int(fields["budget"]), seed=int(fields["seed"]),
+                                 seen=int(fields["seen"]), cutoff=float(fields["cutoff"]))
+                    for line in handle:
+                        key, index, text = line.rstrip("\n").split("\t", 2)
+                        buffer._heap.append((-float(key), int(index), text))
+                        buffer.tokens += len(text.split())
+                    heapq.heapify(buffer._heap)
+                elif header[0] == _LEGACY_HEADER:
+                    buffer = cls._from_legacy(handle, int(fields["seen"]), budget, seed)
+                else:
+                    raise ValueError(f"unknown header {header[0]!r}")
         except (OSError, EOFError, ValueError, KeyError) as exc:
             raise DataError(
                 f"replay buffer {path} is damaged: {exc}",
@@ -111,83 +181,106 @@ class ReplayBuffer:
         buffer.seed = seed
         return buffer
 
+    @classmethod
+    def _from_legacy(cls, handle: Iterable[str], seen: int, budget: int, seed: int
+                     ) -> ReplayBuffer:
+        # A uniform sample of a uniform sample is uniform: key the old buffer's sentences
+        # afresh and keep what fits the budget.
+        buffer = cls(budget=budget, seed=seed)
+        buffer.absorb(line.rstrip("\n") for line in handle)
+        buffer.seen = seen
+        return buffer
+
 
 @dataclass
-class MixReport:
-    """What one mixing pass fed to training."""
+class EpochFile:
+    """One epoch's training file: what it holds, for ``train()``'s totals."""
 
-    sentences: int = 0  # total in the mixed file
-    tokens: int = 0
-    replayed_sentences: int = 0
-    replayed_tokens: int = 0
-    buffer_seen: int = 0
-    buffer_lines: int = 0
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "replayed_sentences": self.replayed_sentences,
-            "replayed_tokens": self.replayed_tokens,
-            "trained_sentences": self.sentences,
-            "trained_tokens": self.tokens,
-            "buffer_sentences": self.buffer_lines,
-            "buffer_seen": self.buffer_seen,
-        }
+    path: Path
+    sentences: int
+    tokens: int
+    replayed_sentences: int
+    replayed_tokens: int
 
 
-def absorb_file(buffer: ReplayBuffer, workfile: Path) -> None:
-    """Fold every line of ``workfile`` into the reservoir (the base version's pass)."""
-    rng = random.Random(f"{buffer.seed}:absorb:{buffer.seen}")
-    with open(workfile, encoding="utf-8", newline="\n") as handle:
-        for line in handle:
-            buffer.absorb(line.rstrip("\n"), rng)
+def write_epoch(workfile: Path, replay: list[str], out: Path, sentences: int,
+                tokens: int) -> EpochFile:
+    """``out``: the sentences of ``workfile`` with ``replay`` spread evenly between them.
 
-
-def mix_and_absorb(
-    buffer: ReplayBuffer,
-    workfile: Path,
-    sentences: int,
-    tokens: int,
-    share: float,
-) -> MixReport:
-    """Replace ``workfile`` by the new sentences interleaved with replayed ones.
-
-    ``round(share * sentences)`` sentences are drawn from the buffer as it
-    was *before* this corpus (so only earlier data is replayed) and spread
-    evenly between the new ones; the new sentences then enter the reservoir.
+    ``sentences`` and ``tokens`` are what ``workfile`` holds (from the pass).
     """
-    picks = buffer.draw(round(share * sentences))
-    report = MixReport(replayed_sentences=len(picks))
-    rng = random.Random(f"{buffer.seed}:absorb:{buffer.seen}")
-    mixed = workfile.with_name(workfile.name + ".mixed")
     total = max(sentences, 1)
     emitted = 0
     replayed_tokens = 0
-    new_lines = 0
     with open(workfile, encoding="utf-8", newline="\n") as src, open(
-        mixed, "w", encoding="utf-8", newline="\n"
-    ) as out:
-        for line in src:
-            out.write(line)
-            new_lines += 1
-            buffer.absorb(line.rstrip("\n"), rng)
-            due = len(picks) * new_lines // total
+        out, "w", encoding="utf-8", newline="\n"
+    ) as dst:
+        for number, line in enumerate(src, start=1):
+            dst.write(line)
+            due = len(replay) * number // total
             while emitted < due:
-                out.write(picks[emitted])
-                out.write("\n")
-                replayed_tokens += len(picks[emitted].split())
+                dst.write(replay[emitted])
+                dst.write("\n")
+                replayed_tokens += len(replay[emitted].split())
                 emitted += 1
-        for pick in picks[emitted:]:  # only if the file had fewer lines than announced
-            out.write(pick)
-            out.write("\n")
+        for pick in replay[emitted:]:  # only if the file had fewer lines than announced
+            dst.write(pick)
+            dst.write("\n")
             replayed_tokens += len(pick.split())
-    os.replace(mixed, workfile)
-    report.replayed_tokens = replayed_tokens
-    report.sentences = new_lines + len(picks)
-    report.tokens = tokens + replayed_tokens
-    report.buffer_seen = buffer.seen
-    report.buffer_lines = len(buffer.lines)
-    logger.info(
-        "rehearsal: replayed %d sentences (%d tokens) among %d new; buffer holds %d of %d seen",
-        len(picks), replayed_tokens, new_lines, len(buffer.lines), buffer.seen,
-    )
-    return report
+    return EpochFile(out, sentences + len(replay), tokens + replayed_tokens, len(replay),
+                     replayed_tokens)
+
+
+def replay_targets(share: float, new_tokens: int, epochs: int, schedule: str) -> list[int]:
+    """Tokens to replay in each epoch: ``share`` x the new tokens on average.
+
+    ``flat``: the same every epoch. ``ramp``: rising linearly across the update
+    (from ``share/epochs`` to ``2 share``), so the first epochs fit the new data
+    and the last ones, at low learning rate, settle it among the old.
+    """
+    if schedule == "ramp":
+        return [round(share * new_tokens * 2 * (e + 0.5) / epochs) for e in range(epochs)]
+    return [round(share * new_tokens)] * epochs
+
+
+def write_lines(lines: list[str], out: Path) -> EpochFile:
+    """``out``: just ``lines`` (a consolidation pass over earlier data)."""
+    tokens = 0
+    with open(out, "w", encoding="utf-8", newline="\n") as dst:
+        for line in lines:
+            dst.write(line)
+            dst.write("\n")
+            tokens += len(line.split())
+    return EpochFile(out, len(lines), tokens, len(lines), tokens)
+
+
+def absorb_file(buffer: ReplayBuffer, workfile: Path) -> None:
+    """Fold every sentence of ``workfile`` into the buffer."""
+    with open(workfile, encoding="utf-8", newline="\n") as handle:
+        buffer.absorb(line.rstrip("\n") for line in handle)
+
+
+@dataclass
+class ReplayReport:
+    """What an update replayed, summed over its epochs."""
+
+    share: float
+    buffer_tokens: int  # the configured budget
+    schedule: str = "flat"
+    replayed_sentences: int = 0
+    replayed_tokens: int = 0  # in the epochs and the consolidation pass
+    consolidation_tokens: int = 0
+    trained_sentences: int = 0
+    trained_tokens: int = 0
+    buffer_sentences: int = 0  # what the buffer held when the update drew from it
+    buffer_held_tokens: int = 0
+    buffer_seen: int = 0
+
+    def add(self, epoch: EpochFile) -> None:
+        self.replayed_sentences += epoch.replayed_sentences
+        self.replayed_tokens += epoch.replayed_tokens
+        self.trained_sentences += epoch.sentences
+        self.trained_tokens += epoch.tokens
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)

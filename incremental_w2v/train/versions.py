@@ -49,7 +49,16 @@ from incremental_w2v.train.plan import (
     lineage_base,
     source_options,
 )
-from incremental_w2v.train.rehearsal import REPLAY_FILE, ReplayBuffer, absorb_file, mix_and_absorb
+from incremental_w2v.train.rehearsal import (
+    REPLAY_FILE,
+    EpochFile,
+    ReplayBuffer,
+    ReplayReport,
+    absorb_file,
+    replay_targets,
+    write_epoch,
+    write_lines,
+)
 from incremental_w2v.uris import printable, redact
 from incremental_w2v.vectors.model_file import MODEL_FORMAT, load_saved
 from incremental_w2v.vectors.safe_pickle import NotWordVectors
@@ -174,9 +183,9 @@ def load_replay(store: Store, config: Config, version: str) -> ReplayBuffer:
     """The replay buffer of ``version`` (verified with the model), at the configured size."""
     rehearsal = config.rehearsal
     replay = ReplayBuffer.load(
-        store.files(version) / REPLAY_FILE, rehearsal.buffer_size, rehearsal.seed
+        store.files(version) / REPLAY_FILE, rehearsal.buffer_tokens, rehearsal.seed
     )
-    note = replay.resize(rehearsal.buffer_size)
+    note = replay.resize(rehearsal.buffer_tokens)
     if note:
         logger.warning("%s", note)
     return replay
@@ -226,9 +235,8 @@ def train_new(
         params, ledger, workfile, ledger.sentences, sum(r.tokens for r in results)
     )
     t1 = time.perf_counter()
-    replay = ReplayBuffer(config.rehearsal.buffer_size, config.rehearsal.seed)
-    if replay.size:
-        absorb_file(replay, workfile)
+    replay = ReplayBuffer(config.rehearsal.buffer_tokens, config.rehearsal.seed)
+    absorb_file(replay, workfile)
     return Trained(model, report, ledger, replay,
                    {"train": t1 - t0, "replay": time.perf_counter() - t1})
 
@@ -349,36 +357,56 @@ def apply_one(
         res = results[0]
         ledger.add(res.counts, res.sentences)
         t1 = time.perf_counter()
-        sentences, tokens = res.sentences, res.tokens
-        rehearsal: dict[str, Any] = {"share": 0.0, "buffer_size": 0}
-        if replay is not None and replay.size:
-            if not replay.lines and config.rehearsal.share:
-                notes.append("rehearsal: the replay buffer was empty, nothing was replayed")
-            mix = mix_and_absorb(replay, workfile, sentences, tokens, config.rehearsal.share)
-            sentences, tokens = mix.sentences, mix.tokens
-            rehearsal = {**config.rehearsal.model_dump(), **mix.to_dict()}
+        epochs = config.update_epochs
+        settings = config.rehearsal
+        report = ReplayReport(share=settings.share, buffer_tokens=settings.buffer_tokens,
+                              schedule=settings.schedule,
+                              buffer_sentences=len(replay), buffer_held_tokens=replay.tokens,
+                              buffer_seen=replay.seen)
+        if settings.buffer_tokens and settings.share and not len(replay):
+            notes.append("rehearsal: the replay buffer was empty, nothing was replayed")
+        # Drawn from the buffer as it was before this corpus; then the corpus joins it.
+        targets = replay_targets(settings.share, res.tokens, epochs, settings.schedule)
+        *drawn, consolidating = replay.plan(
+            [*targets, round(settings.consolidate * res.tokens)])
+        absorb_file(replay, workfile)
         t2 = time.perf_counter()
+
+        def epoch_file(epoch: int) -> EpochFile:
+            fed = (EpochFile(workfile, res.sentences, res.tokens, 0, 0) if not drawn[epoch]
+                   else write_epoch(workfile, drawn[epoch], work / "epoch.txt",
+                                    res.sentences, res.tokens))
+            report.add(fed)
+            return fed
+
+        def consolidation_file() -> EpochFile:
+            fed = write_lines(consolidating, work / "consolidate.txt")
+            report.add(fed)
+            report.consolidation_tokens = fed.tokens
+            return fed
+
         index = update_index(current)
-        report = apply_update(
-            model, config.model, config.update, ledger, workfile, sentences, tokens,
-            update_index=index, corpus_sentences=res.sentences,
-        )
+        trained = apply_update(
+            model, config.model, config.update, ledger, epoch_file, res.sentences, epochs,
+            update_index=index,
+            consolidation=(consolidation_file, settings.consolidate_alpha)
+            if consolidating else None)
         t3 = time.perf_counter()
         pruned = prune_ledger(config, ledger, model, notes)
         draft = Draft(
             kind="update", parent=current.version, corpora=[*current.corpora, *records],
-            added=[r.name for r in records], vocab_size=report.vocab_size,
-            words_added=report.words_added, top_new_words=report.top_new_words,
+            added=[r.name for r in records], vocab_size=trained.vocab_size,
+            words_added=trained.words_added, top_new_words=trained.top_new_words,
             params=config.model.model_dump(), tokenize=config.tokenize.model_dump(),
             update_params={
                 **config.update.model_dump(),
-                "epochs": report.epochs,
+                "epochs": trained.epochs,
                 "update_index": index,
-                "start_alpha": report.alpha[0],
-                "end_alpha": report.alpha[1],
-                "frozen_epochs": report.frozen_epochs,
-                "frozen_words": report.frozen_words,
-                "rehearsal": rehearsal,
+                "start_alpha": trained.alpha[0],
+                "end_alpha": trained.alpha[1],
+                "frozen_epochs": trained.frozen_epochs,
+                "frozen_words": trained.frozen_words,
+                "rehearsal": report.to_dict(),
                 "ledger_pruned": pruned,
             },
             # "load": waiting for the parent after the pass (it loads during it).
@@ -413,7 +441,7 @@ def commit_version(
             progress.update(1)
             progress.set_note("ledger and replay buffer")
             ledger.save(staging.path / LEDGER_FILE)
-            if replay is not None and replay.size:
+            if replay is not None and replay.budget:
                 replay.save(staging.path / REPLAY_FILE)
             progress.update(1)
         except OSError as exc:
