@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import quoteattr
 
+import boto3
 import py7zr
 import pytest
 from gensim.test.utils import datapath
@@ -207,7 +208,6 @@ def test_lenient_settings_let_bad_records_through(folder: Path, cli: Callable[..
 def test_s3_source_through_add_corpus(folder: Path, cli: Callable[..., Result],
                                       monkeypatch: pytest.MonkeyPatch, moto_endpoint: str
                                       ) -> None:
-    boto3 = pytest.importorskip("boto3")
     s3_credentials(monkeypatch, SECRET)
     client = boto3.client("s3", endpoint_url=moto_endpoint)
     client.create_bucket(Bucket="dumps")
