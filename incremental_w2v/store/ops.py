@@ -569,11 +569,14 @@ class Exported:
 def export(config: Config, fmt: str, output: Path, version: str | None = None,
            force: bool = False) -> Exported:
     """Write a version's vectors (or full model) to ``output`` atomically; an existing
-    ``output`` is replaced only with ``force``."""
+    ``output``, or side file beside it that the export writes, is replaced only with
+    ``force``."""
     if fmt not in EXPORT_FORMATS:
         choices = ", ".join(EXPORT_FORMATS)
         raise UsageError(f"unknown export format {fmt!r}; choose one of {choices}")
     check_output_folder(output)  # before anything is read (or a reader lock is taken)
+    # PATH is checked now, cheaply; the side files (whose names gensim picks as it saves)
+    # before anything is renamed into place.
     if not force and (output.exists() or output.is_symlink()):
         raise OutputError(
             f"{output} exists; export does not replace it unless told to",
@@ -582,18 +585,19 @@ def export(config: Config, fmt: str, output: Path, version: str | None = None,
     store = existing_store(config)
     with store.pinned(version) as name:
         if fmt == "model":
-            written = _copy_model(store, name, output)
+            written = _copy_model(store, name, output, replace=force)
         else:
             model = store.load_model(name, mmap="r")
-            written = write_vectors(model.wv, fmt, output)  # type: ignore[arg-type]
+            written = write_vectors(model.wv, fmt, output,  # type: ignore[arg-type]
+                                    replace=force)
     return Exported(version=name, format=fmt, files=[str(p) for p in written])
 
 
-def _copy_model(store: Store, version: str, output: Path) -> list[Path]:
+def _copy_model(store: Store, version: str, output: Path, replace: bool) -> list[Path]:
     """A full model is exported as gensim saves it (``Word2Vec.load`` reads it): the
     version's verified model, written with gensim's ``save`` into the output's folder."""
     model = store.load_model(version, mmap="r")
-    with atomic_outputs(output) as outputs:
+    with atomic_outputs(output, replace=replace) as outputs:
         save_gensim_model(model, outputs.temp(output))
         finals = sorted(output.with_name(p.name[len(outputs.prefix):]) for p in outputs.written())
     return finals
