@@ -185,6 +185,7 @@ def _publish(store: Store, meta: VersionMeta, model: Any, entry: PublishTarget,
     from incremental_w2v.vectors.io import write_vectors  # gensim: only when writing
 
     files: dict[str, dict[str, Any]] = {}
+    logger.info("publishing %s to %s (%s)", meta.version, target.shown, ", ".join(entry.formats))
     with target.files(store) as folder:
         for fmt in entry.formats:
             main = FILE_NAMES[fmt]
