@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from incremental_w2v.config.needs import require
 from incremental_w2v.config.schema import Config, load_config
 from incremental_w2v.errors import DataError, InputMissingError, OutputError, UsageError
 from incremental_w2v.fsutil import atomic_outputs, check_output_folder
@@ -170,6 +171,7 @@ def rollback(config: Config, version: str, wait: float = 0.0,
              exclude_rolled_back: bool = False) -> Moved:
     """Make another committed version current (older or newer); the corpora it has not
     applied become pending again, unless ``exclude_rolled_back`` excludes them."""
+    require(config.publish_locations())  # before the current version moves
     with locked(config, "rollback", wait) as store:
         version = store.resolve(version)
         manifest = store.read_manifest()
@@ -336,6 +338,7 @@ def _locked_entry(config: Config, ref: str, command: str, wait: float
 
 def promote(config: Config, version: str, wait: float = 0.0) -> Moved:
     """Make a candidate (or rejected) version current against its gate verdict."""
+    require(config.publish_locations())  # before the current version moves
     with _locked_entry(config, version, "promote", wait) as (store, manifest, entry):
         version = entry.version
         if entry.status == "committed":
@@ -447,6 +450,7 @@ def publish(config: Config, wait: float = 0.0) -> Published:
         raise UsageError("the config has no 'publish:' targets",
                          hint="add e.g. 'publish: [{to: /srv/models/news, formats: "
                          "[word2vec-binary]}]' (docs/publish.md)")
+    require(config.publish_locations())
     with locked(config, "publish", wait) as store:
         written = publish_current(store, config, force=True)
         current = store.read_manifest().current
