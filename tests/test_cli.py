@@ -141,6 +141,27 @@ def test_export_help_explains_every_format_and_rollback_says_both_ways(
     assert "--exclude-rolled-back" in text
 
 
+@pytest.mark.parametrize("columns", [60, 100])
+def test_help_text_wraps_to_the_terminal(columns: int, capsys: pytest.CaptureFixture[str],
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    # rollback's description used to print as one line of ~300 characters.
+    monkeypatch.setenv("COLUMNS", str(columns))
+    for name in [*commands(), None]:
+        with pytest.raises(SystemExit):
+            main([name, "--help"] if name else ["--help"])
+        lines = capsys.readouterr().out.splitlines()
+        assert max(map(len, lines)) <= columns, (name, max(lines, key=len))
+        if name == "rollback":
+            start = lines.index("") + 1  # the description: after the usage
+            assert lines[start].startswith("make VERSION the current version")
+            assert lines[start + 1] and not lines[start + 1].startswith(" ")
+        if name == "export":  # the formats keep their list: one entry a line, text under it
+            listed = lines[lines.index("formats:") + 1:]
+            assert [ln.split()[0] for ln in listed if not ln.startswith("    ")] == \
+                ["word2vec-text", "word2vec-binary", "keyedvectors", "model"]
+            assert all(ln.startswith("  ") for ln in listed)
+
+
 def test_global_options_before_or_after_the_command(
     corpora: dict[str, Path], make_config: Any, cli: Any,
 ) -> None:
