@@ -179,8 +179,8 @@ def check_output_folder(output: Path, store: Path | None = None,
 
 
 @contextmanager
-def atomic_outputs(output: Path, sync_dir: bool = True, store: Path | None = None
-                   ) -> Iterator[Outputs]:
+def atomic_outputs(output: Path, sync_dir: bool = True, store: Path | None = None,
+                   replace: bool = True) -> Iterator[Outputs]:
     """Write ``output`` (and any files beside it) so that a reader sees old or new, never torn.
 
     The caller writes each file at ``outputs.temp(final)``; a library that adds
@@ -191,7 +191,9 @@ def atomic_outputs(output: Path, sync_dir: bool = True, store: Path | None = Non
     fsyncs it, to tell a failure after the rename from one before). On any
     failure the temporary files are removed and an OSError becomes OutputError
     or StoreIOError; what was at the final names is untouched. ``store``: see
-    :func:`check_output_folder`.
+    :func:`check_output_folder`. ``replace=False``: a file already at any final
+    name (the main file or a side file a library added) is refused with an
+    OutputError naming it, before anything is renamed.
     """
     output = Path(output)
     check_output_folder(output, store)
@@ -199,6 +201,9 @@ def atomic_outputs(output: Path, sync_dir: bool = True, store: Path | None = Non
     try:
         yield outputs
         parts = sorted(outputs.written(), key=lambda p: p.name == outputs.temp(output).name)
+        if not replace:
+            # Only now are the side files' names known (gensim picks them as it saves).
+            _refuse_existing([outputs.folder / p.name[len(outputs.prefix):] for p in parts])
         for part in parts:
             fsync_file(part)
         for part in parts:
@@ -212,6 +217,16 @@ def atomic_outputs(output: Path, sync_dir: bool = True, store: Path | None = Non
         raise
     if sync_dir:
         fsync_dir(outputs.folder)
+
+
+def _refuse_existing(finals: list[Path]) -> None:
+    taken = [p for p in finals if p.exists() or p.is_symlink()]
+    if taken:
+        raise OutputError(
+            f"{', '.join(map(str, taken))} already exist{'s' if len(taken) == 1 else ''}; "
+            "nothing was written (an existing file is replaced only when told to)",
+            hint="pass --force to replace them, or choose another --output",
+        )
 
 
 def atomic_write_bytes(path: Path, data: bytes, sync_dir: bool = True,

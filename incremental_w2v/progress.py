@@ -2,7 +2,8 @@
 
 On a terminal each step (the pass, training, scoring, the commit) shows a bar with its
 percentage, rate and ETA. Without one (cron, systemd, a pipe) there is no bar; instead a
-step logs a line when it reaches a milestone (an epoch) and a heartbeat line at least
+step logs a line when it starts and when it reaches a milestone (an epoch) (both with
+``milestone``), and a heartbeat line at least
 every ``interval()`` seconds (60 by default; ``INCW2V_PROGRESS_SECONDS`` sets it), so a
 cron log always shows that the run is alive and how far it is.
 """

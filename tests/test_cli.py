@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from helpers import run_subprocess
+from helpers import popen, run_subprocess
 from incremental_w2v.cli.exit_codes import EXIT_CODES
 from incremental_w2v.cli.main import main
 from incremental_w2v.cli.parser import build_parser
@@ -80,6 +80,33 @@ def test_a_process_that_loaded_gensim_still_flushes_everything_and_keeps_its_cod
     assert json.loads(scored.stdout)
 
 
+def test_a_closed_stdout_ends_quietly_with_141(
+    tmp_path: Path, corpora: dict[str, Path], make_config: Any, cli: Any
+) -> None:
+    # incw2v history | head -1: no traceback, no "I/O error ... check the disk", exit 141.
+    config = make_config(corpora["a"])
+    assert cli("add-corpus", config).code == 0
+    # A short history: the reader is gone before anything is written (the flush at exit
+    # used to fail: exit 120).
+    short = popen("history", config)
+    assert short.stdout is not None and short.stderr is not None
+    short.stdout.close()
+    assert short.wait(timeout=120) == 141
+    assert short.stderr.read() == ""
+    # A history far larger than a pipe's buffer (64 KiB): the reader takes one line and
+    # closes, while the command is still writing (it used to exit 74).
+    dumps = [str(tmp_path / "dumps" / f"weekly-dump-{i:05d}.txt") for i in range(1500)]
+    assert cli("exclude", config, *dumps).code == 0
+    assert len(cli("history", config).out) > 2 * 65536
+    long = popen("history", config)
+    assert long.stdout is not None and long.stderr is not None
+    first = long.stdout.readline()
+    long.stdout.close()
+    assert long.wait(timeout=120) == 141
+    assert first.startswith("* v0001")
+    assert long.stderr.read() == ""
+
+
 def subparsers() -> dict[str, argparse.ArgumentParser]:
     parser = build_parser()
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
@@ -112,6 +139,27 @@ def test_export_help_explains_every_format_and_rollback_says_both_ways(
     text = " ".join(capsys.readouterr().out.split())
     assert "an older one (undo updates) or a newer one" in text
     assert "--exclude-rolled-back" in text
+
+
+@pytest.mark.parametrize("columns", [60, 100])
+def test_help_text_wraps_to_the_terminal(columns: int, capsys: pytest.CaptureFixture[str],
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    # rollback's description used to print as one line of ~300 characters.
+    monkeypatch.setenv("COLUMNS", str(columns))
+    for name in [*commands(), None]:
+        with pytest.raises(SystemExit):
+            main([name, "--help"] if name else ["--help"])
+        lines = capsys.readouterr().out.splitlines()
+        assert max(map(len, lines)) <= columns, (name, max(lines, key=len))
+        if name == "rollback":
+            start = lines.index("") + 1  # the description: after the usage
+            assert lines[start].startswith("make VERSION the current version")
+            assert lines[start + 1] and not lines[start + 1].startswith(" ")
+        if name == "export":  # the formats keep their list: one entry a line, text under it
+            listed = lines[lines.index("formats:") + 1:]
+            assert [ln.split()[0] for ln in listed if not ln.startswith("    ")] == \
+                ["word2vec-text", "word2vec-binary", "keyedvectors", "model"]
+            assert all(ln.startswith("  ") for ln in listed)
 
 
 def test_global_options_before_or_after_the_command(

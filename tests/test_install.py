@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from packaging.requirements import Requirement
@@ -160,3 +161,25 @@ def test_readme_install_in_a_fresh_venv_reads_zst_and_writes_the_report(tmp_path
         done = subprocess.run([incw2v, *argv], capture_output=True, text=True, env=env,
                               cwd=tmp_path, timeout=600)
         assert done.returncode == 0, (argv, done.stderr)
+
+
+def test_every_command_that_publishes_checks_its_targets_modules_before_changing_anything(
+    tmp_path: Path, corpora: dict[str, Path], make_config: Any, cli: Any
+) -> None:
+    # Without boto3, rollback, promote and rebuild used to move the current version (or
+    # commit a rebuild) and only then fail to publish to an s3:// target.
+    config = make_config(corpora["a"], [corpora["b"]])
+    assert cli("add-corpus", config).code == 0  # v0001, v0002
+    config.write_text(config.read_text() + "gates: {wordsim353: {min: 0.99}}\n")
+    assert cli("add-corpus", config, corpora["c"]).code == 3  # v0003: a candidate
+    config.write_text(config.read_text() + "sources: {s3_endpoint_url: 'http://127.0.0.1:9'}\n"
+                      "publish: [{to: 's3://models/news'}]\n")
+    manifest = (tmp_path / "store" / "manifest.json").read_bytes()
+    for argv in (["rollback", "v0001"], ["promote", "v0003"], ["rebuild"], ["publish"]):
+        refused = run([argv[0], str(config), *argv[1:]], tmp_path, ["boto3"])
+        assert refused.returncode == 78, (argv, refused.stderr)
+        assert "nothing was done" in refused.stderr, (argv, refused.stderr)
+        assert "s3:// URIs needs the module boto3" in refused.stderr
+        assert "s3://models/news" in refused.stderr
+        assert (tmp_path / "store" / "manifest.json").read_bytes() == manifest, argv
+    assert committed(tmp_path / "store") == ["v0001", "v0002", "v0003"]

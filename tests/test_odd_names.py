@@ -262,3 +262,26 @@ def test_an_imported_model_that_moved_is_the_same_base(
              min_count=2, negative=2, epochs=1, workers=1).save(str(workspace / "x.model"))
     other = other_config(workspace, "{model: x.model}", "imported.yaml")
     assert cli("add-corpus", other).code == 78
+
+
+def test_reasons_event_details_and_corpus_names_are_escaped_in_every_text_output(
+    workspace: Path, cli: Callable[..., Result]
+) -> None:
+    # history used to print --reason and event details raw, while status escaped them.
+    config = workspace / "config.yaml"
+    config.write_text(config.read_text() + "queue:\n  - uri: b.txt\n"
+                      f"    name: {json.dumps(HOSTILE[1] + HOSTILE[0])}\n")
+    assert cli("add-corpus", config).code == 0
+    reason = "bad dump \x1b]0;owned\x07" + HOSTILE[0] + HOSTILE[2]
+    outputs = [cli("exclude", config, "v0002", "--reason", reason),
+               cli("rollback", config, "v0001"), cli("history", config),
+               cli("status", config), cli("unexclude", config, "v0002"),
+               cli("history", config)]
+    for result in outputs:
+        assert result.code == 0, result.err
+        assert_clean(result.out)
+        assert_clean(result.err)
+    history = outputs[2].out
+    assert "bad dump \\x1b]0;owned\\x07x\\nincw2v: error: forged" in history  # the reason
+    assert "y\\x1b[2J\\x1b[31mx\\nincw2v: error: forged" in history  # the corpus name
+    assert "x\\nincw2v: error: forged" in outputs[3].out

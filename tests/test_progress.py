@@ -26,16 +26,18 @@ from helpers import lee_lines, package_env, write_config
 INTERVAL = 0.2
 
 
-def workspace(folder: Path, copies: int = 40, epochs: int = 4) -> Path:
+def workspace(folder: Path, copies: int = 40, epochs: int = 4, publish: bool = False) -> Path:
     text = "".join(lee_lines())
     (folder / "big.txt").write_text(text * copies, encoding="utf-8")
     (folder / "more.txt").write_text(text[: len(text) // 2] * 2, encoding="utf-8")
+    published = "publish: [{to: served, formats: [word2vec-binary]}]" if publish else ""
     return write_config(folder, f"""
         store: store
         model: {{vector_size: 32, min_count: 3, epochs: {epochs}, workers: 2, seed: 3}}
         update: {{epochs: 2}}
         base: {{corpus: big.txt}}
         queue: [{{uri: more.txt}}]
+        {published}
         """)
 
 
@@ -49,7 +51,7 @@ def timed_lines(proc: subprocess.Popen[str]) -> list[tuple[float, str]]:
 
 
 def test_without_a_terminal_a_line_per_epoch_and_a_heartbeat(tmp_path: Path) -> None:
-    config = workspace(tmp_path)
+    config = workspace(tmp_path, publish=True)
     proc = subprocess.Popen(
         [sys.executable, "-m", "incremental_w2v", "add-corpus", str(config)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
@@ -79,7 +81,16 @@ def test_without_a_terminal_a_line_per_epoch_and_a_heartbeat(tmp_path: Path) -> 
     gaps = [b[0] - a[0] for a, b in zip(lines[start:end], lines[start + 1:end + 1],
                                           strict=True)]
     assert max(gaps) < INTERVAL + 3.0, (max(gaps), text[start:end + 1])
-    # Scoring and the commit are steps of their own; the summary is on stdout only, once.
+    # Scoring, the commit and the publish are steps of their own: each says when it starts
+    # (a cron log must not fall silent until the next heartbeat), for each version in turn.
+    steps = [m.group(1) for t in text  # the start of each step, not its heartbeat lines
+             if (m := re.match(r"incw2v: (reading \S+ \(|scoring: started|committing: started|"
+                               r"publishing v\d+ to)", t))]
+    assert steps == ["reading big.txt (", "scoring: started", "committing: started",
+                     "reading more.txt (", "scoring: started", "committing: started",
+                     "publishing v0002 to"], steps
+    assert any(re.match(r"incw2v: published v0002 to .*served", t) for t in text), text
+    # The summary is on stdout only, once.
     assert "applied 2 corpus(es)" in out and out.count("applied 2 corpus(es)") == 1
     assert not any("applied 2 corpus(es)" in t for t in text)
     assert not any("\r" in t or "it/s" in t for t in text)  # no bar without a terminal

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -164,10 +166,18 @@ def test_every_change_of_the_current_version_is_published_and_readers_never_fail
         rebuilt = cli("rebuild", config, "--json")
         assert rebuilt.code == 0 and rebuilt.json()["published"] == [str(out)]
         check_pointer(out, "v0010")
+        # A gate keeps the next version as a candidate (not published); promote publishes it.
+        config.write_text(config.read_text() + "gates: {wordsim353: {min: 0.99}}\n")
+        held = cli("add-corpus", config, new_corpus(tmp_path, 8), "--json")
+        assert held.code == 3 and held.json()["published"] == [], held.err
+        check_pointer(out, "v0010")
+        promoted = cli("promote", config, "v0011", "--json")
+        assert promoted.code == 0 and promoted.json()["published"] == [str(out)]
+        check_pointer(out, "v0011")
     finally:
-        result = finish(reader, stop, "v0010")
+        result = finish(reader, stop, "v0011")
     assert len(result["seen"]) >= 3 and result["seen"][0] == "v0001"
-    assert result["seen"][-1] == "v0010"  # it ends on what is current
+    assert result["seen"][-1] == "v0011"  # it ends on what is current
 
     # A no-op run finds the pointer up to date and writes nothing.
     before = (out / "current.json").read_bytes()
@@ -176,7 +186,7 @@ def test_every_change_of_the_current_version_is_published_and_readers_never_fail
     assert (out / "current.json").read_bytes() == before
     # 'publish' writes it again on demand.
     again = cli("publish", config, "--json")
-    assert again.code == 0 and again.json() == {"version": "v0010", "targets": [str(out)]}
+    assert again.code == 0 and again.json() == {"version": "v0011", "targets": [str(out)]}
     assert json.loads((out / "current.json").read_text())["published_at"] >= \
         json.loads(before)["published_at"]
 
@@ -234,12 +244,56 @@ def test_publish_to_s3_with_a_polling_reader_and_a_failed_publish_retried(
     finally:
         result = finish(env_reader, stop, "v0002")
     assert result["seen"][0] == "v0001" and result["seen"][-1] == "v0002"
-    pointer = json.loads(client.get_object(Bucket="models",
-                                           Key="news/current/current.json")["Body"].read())
-    assert pointer["version"] == "v0002"
-    for name, info in pointer["files"].items():
-        body = client.get_object(Bucket="models", Key=f"news/current/{name}")["Body"].read()
-        assert hashlib.sha256(body).hexdigest() == info["sha256"]
+    def check_s3_pointer() -> dict[str, Any]:
+        pointer: dict[str, Any] = json.loads(client.get_object(
+            Bucket="models", Key="news/current/current.json")["Body"].read())
+        assert pointer["version"] == "v0002"
+        for name, info in pointer["files"].items():
+            body = client.get_object(Bucket="models", Key=f"news/current/{name}")["Body"].read()
+            assert hashlib.sha256(body).hexdigest() == info["sha256"]
+        return pointer
+
+    check_s3_pointer()
+    # Up to date: a no-op run writes nothing. A file that is not the pointer's (as a killed
+    # publish of another version leaves it) makes the target stale: published again.
+    assert cli("add-corpus", config, "--json").json()["published"] == []
+    client.put_object(Bucket="models", Key="news/current/vectors.bin", Body=b"another one")
+    healed = cli("add-corpus", config, "--json")
+    assert healed.json()["published"] == ["s3://models/news/current"], healed.err
+    check_s3_pointer()
+
+
+def test_a_rollback_to_the_version_a_killed_publish_left_in_the_pointer_republishes_it(
+    tmp_path: Path, corpora: dict[str, Path], make_config: Callable[..., Path],
+    cli: Callable[..., Result],
+) -> None:
+    # A publish of v0002 killed after it renamed some of v0002's files into place leaves
+    # the pointer naming v0001 over a mix. Rolling back to v0001 used to find the pointer
+    # "up to date" and leave the mix for good.
+    out = tmp_path / "out"
+    config = make_config(corpora["a"], [corpora["b"]],
+                         extra=f"publish: [{{to: out, formats: {FORMATS}}}]")
+    assert cli("add-corpus", config).code == 0
+    v2_files = tmp_path / "v0002-files"
+    shutil.copytree(out, v2_files)  # v0002's real files, as its publish writes them
+    assert cli("rollback", config, "v0001").code == 0
+    v1 = check_pointer(out, "v0001")
+    # What the killed publish of v0002 did: side file and binary file renamed into place
+    # (they differ from v0001's), then it died before the text file and the pointer.
+    for name in ("vectors.kv.vectors.npy", "vectors.bin"):
+        shutil.copy2(v2_files / name, out / f".{name}.tmp")
+        os.replace(out / f".{name}.tmp", out / name)
+        assert hashlib.sha256((out / name).read_bytes()).hexdigest() != v1["files"][name][
+            "sha256"]
+    assert (out / "current.json").read_bytes() == (json.dumps(v1, indent=2, sort_keys=True)
+                                                    + "\n").encode()
+    again = cli("rollback", config, "v0001", "--json")  # already current, as the pointer says
+    assert again.code == 0 and again.json()["published"] == [str(out)], again.err
+    check_pointer(out, "v0001")  # every file is v0001's again
+    # Once whole, a target is left alone: the same rollback again writes nothing.
+    before = (out / "current.json").read_bytes()
+    assert cli("rollback", config, "v0001", "--json").json()["published"] == []
+    assert (out / "current.json").read_bytes() == before
 
 
 def test_publish_config_is_checked(tmp_path: Path, corpora: dict[str, Path],

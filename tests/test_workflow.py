@@ -389,3 +389,24 @@ def test_a_store_that_never_pruned_or_excluded_writes_no_new_manifest_keys(
     assert cli("prune", config, "--keep", "1").code == 0
     data = manifest(tmp_store(config))
     assert len(data["exclusions"]) == 1 and data["versions"][0]["pruned_at"]
+
+
+def test_export_refuses_to_replace_a_side_file_without_force(
+    tmp_path: Path, corpora: dict[str, Path], make_config: Callable[..., Path],
+    cli: Callable[..., Result],
+) -> None:
+    config = make_config(corpora["a"])
+    assert cli("add-corpus", config).code == 0
+    out = tmp_path / "out.kv"
+    side = tmp_path / "out.kv.vectors.npy"  # what a keyedvectors export writes beside PATH
+    side.write_bytes(b"someone else's array")
+    refused = cli("export", config, "--format", "keyedvectors", "--output", out)
+    assert refused.code == 73, refused.err
+    assert str(side) in refused.err and "--force" in refused.err
+    assert side.read_bytes() == b"someone else's array"
+    assert not out.exists()
+    assert not [p for p in tmp_path.iterdir() if "incw2v-tmp" in p.name]
+    forced = cli("export", config, "--format", "keyedvectors", "--output", out, "--force")
+    assert forced.code == 0, forced.err
+    kv = KeyedVectors.load(str(out), mmap="r")
+    assert len(kv) == len(version_model(tmp_store(config), "v0001").wv)

@@ -27,7 +27,14 @@ EX_TEMPFAIL = 75
 EX_CONFIG = 78
 EX_HANGUP = 129  # 128 + SIGHUP: stopped cleanly
 EX_INTERRUPTED = 130
+EX_PIPE = 141  # 128 + SIGPIPE, as a shell reports a tool whose reader went away
 EX_TERMINATED = 143  # 128 + SIGTERM: stopped cleanly
+
+
+class StdoutClosed(IncW2VError):
+    """The reader of stdout went away (``incw2v history | head -1``): the CLI stops quietly,
+    as Unix tools do. Only the CLI's own output raises it; a broken pipe anywhere else
+    (a socket to S3, say) is an I/O error like any other."""
 
 EXIT_CODES: dict[type[IncW2VError], int] = {
     UsageError: EX_USAGE,
@@ -39,6 +46,7 @@ EXIT_CODES: dict[type[IncW2VError], int] = {
     ConfigError: EX_CONFIG,
     GateFailedError: EX_GATE,
     TrainingError: EX_SOFTWARE,
+    StdoutClosed: EX_PIPE,
 }
 
 MEANINGS: dict[int, str] = {
@@ -54,6 +62,7 @@ MEANINGS: dict[int, str] = {
     EX_CONFIG: "configuration error",
     EX_HANGUP: "stopped by SIGHUP",
     EX_INTERRUPTED: "interrupted",
+    EX_PIPE: "stdout closed by its reader (e.g. | head)",
     EX_TERMINATED: "stopped by SIGTERM",
 }
 

@@ -29,6 +29,7 @@ from incremental_w2v.cli.exit_codes import (
     EX_IOERR,
     EX_OK,
     EX_SOFTWARE,
+    StdoutClosed,
     exit_code,
 )
 from incremental_w2v.cli.parser import VECTOR_COMMANDS, build_parser
@@ -139,10 +140,18 @@ def setup_logging(args: argparse.Namespace, config: Config | None) -> None:
 
 
 def _emit(args: argparse.Namespace, payload: Any, text: str) -> None:
-    if getattr(args, "json", False):
-        print(json.dumps(payload, indent=2, ensure_ascii=True))
-    else:
-        print(text)
+    output = json.dumps(payload, indent=2, ensure_ascii=True) if getattr(args, "json", False) \
+        else text
+    try:
+        print(output, flush=True)  # flushed here, so that a closed pipe is met here
+    except BrokenPipeError:
+        # The reader went away (| head). SIGPIPE stays ignored (Python's default: a
+        # default SIGPIPE would kill a run writing to an S3 or HTTP socket); what is left
+        # unwritten goes to /dev/null, so that the flush at exit does not fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        raise StdoutClosed("stdout was closed before all output was written") from None
 
 
 def _vectors_command(args: argparse.Namespace) -> int:
@@ -210,10 +219,10 @@ def _run(args: argparse.Namespace) -> int:
         raise
     payload = result.to_dict()
     summary = text(result)
+    if args.command not in READ_ONLY:  # logged first: the log file keeps it even if | head
+        logger.info("%s", summary, extra={"summary": True})  # closes stdout
     # history's JSON is the list of versions, as it always was.
     _emit(args, payload["versions"] if args.command == "history" else payload, summary)
-    if args.command not in READ_ONLY:
-        logger.info("%s", summary, extra={"summary": True})  # for the log file
     return EX_OK
 
 
@@ -285,6 +294,8 @@ def _main(args: argparse.Namespace) -> int:
         print(f"incw2v: stopped by {name}; committed versions are intact and this run's "
               "working files were removed", file=sys.stderr)
         return 128 + exc.signum
+    except StdoutClosed as exc:  # nothing to say: nobody reads it, and it is no failure
+        return exit_code(exc)
     except IncW2VError as exc:
         _say(args, f"incw2v: error: {render.error(exc)}")
         return exit_code(exc)

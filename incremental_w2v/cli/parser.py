@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 import sys
+import textwrap
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
@@ -20,6 +22,27 @@ from incremental_w2v.vectors.formats import EXPORT_FORMATS, VECTOR_FORMATS
 
 # Commands over two sets of vectors: they take SOURCE and TARGET, not a CONFIG.
 VECTOR_COMMANDS = ("align", "merge")
+
+class _Formatter(argparse.HelpFormatter):
+    """Descriptions and epilogs wrapped to the terminal line by line (argparse's default
+    joins every line into one paragraph; RawDescriptionHelpFormatter wraps none). A line
+    is a paragraph; an indented one (an entry of a list of formats) keeps its indent and
+    wraps under its text."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        lines = []
+        for line in text.splitlines():
+            if not line.strip():
+                lines.append("")
+                continue
+            hanging = re.match(r"\s+\S+\s+", line) if line[:1].isspace() else None
+            lead = line[:len(line) - len(line.lstrip())]
+            lines.append(textwrap.fill(
+                line.strip(), width, initial_indent=indent + lead,
+                subsequent_indent=indent + " " * (hanging.end() if hanging else 0),
+                break_on_hyphens=False))
+        return "\n".join(lines)
+
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
@@ -91,7 +114,7 @@ def _parents() -> dict[str, _Parser]:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
-        prog="incw2v",
+        prog="incw2v", formatter_class=_Formatter,
         description="Keep gensim Word2Vec models current as new corpora arrive: "
         "versioned, crash-safe, measured.",
         epilog=epilog(),
@@ -108,7 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
                 config: bool = True) -> argparse.ArgumentParser:
         chosen: list[_Parser] = [parents["common"], *(parents[e] for e in extra)]
         p = sub.add_parser(name, help=help_text, description=help_text, parents=chosen,
-                           epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter)
+                           epilog=epilog, formatter_class=_Formatter)
         if config:
             p.add_argument("config", metavar="CONFIG", type=Path, help="the YAML config file")
         return p
@@ -214,7 +237,7 @@ def _vector_commands(sub: Any, parents: dict[str, _Parser]) -> None:
     for name, help_text in texts.items():
         p = sub.add_parser(name, help=help_text, description=help_text,
                            parents=[parents["common"], parents["json"]],
-                           formatter_class=argparse.RawDescriptionHelpFormatter,
+                           formatter_class=_Formatter,
                            epilog=f"Verdict on the held-out anchors: {describe_thresholds()}. "
                            "Details: docs/alignment.md.\n\n" + _formats_list(VECTOR_FORMATS))
         p.add_argument("source", metavar="SOURCE", help=vectors_help)

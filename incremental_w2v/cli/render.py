@@ -2,6 +2,12 @@
 
 ``--json`` prints a result's ``to_dict()`` instead; nothing else is printed on
 stdout. Library code never prints: it logs.
+
+Every string that comes from the user or from a file (names, URIs, reasons,
+event details, versions and times read from the store, error texts) passes
+through ``uris.printable`` (one value) or :func:`joined` (a list), as the log
+lines do, so that none can move the cursor or forge a line; only our own
+literals and numbers are printed as they are.
 """
 
 from __future__ import annotations
@@ -53,12 +59,17 @@ def safe(text: str) -> str:
                                    for ln in lines[1:])])
 
 
+def joined(items: Any, sep: str = ", ") -> str:
+    """Values from the user or a file, each escaped (see the module's docstring)."""
+    return sep.join(printable(str(x)) for x in items)
+
+
 def num(v: Any) -> str:
     return "n/a" if v is None else f"{v:.4f}"
 
 
 def validated(result: Validated) -> str:
-    where = f"; publishes to {', '.join(result.publish)}" if result.publish else ""
+    where = f"; publishes to {joined(result.publish)}" if result.publish else ""
     return (f"{printable(result.config)}: OK (store {printable(result.store)}, "
             f"{result.queue} queue entries{where}; every module it needs is installed)")
 
@@ -69,51 +80,54 @@ def initialised(result: Initialised) -> str:
 
 
 def _published(targets: list[str]) -> list[str]:
-    return [f"published to {', '.join(printable(t) for t in targets)}"] if targets else []
+    return [f"published to {joined(targets)}"] if targets else []
 
 
 def added(result: AddResult) -> str:
     if not result.applied:
-        lines = [f"nothing to do: current version {result.current}, {len(result.skipped)} "
+        lines = [f"nothing to do: current version {printable(str(result.current))}, "
+                 f"{len(result.skipped)} "
                  "corpora skipped (applied, excluded or rejected)"]
     else:
-        lines = [f"applied {len(result.applied)} corpus(es); current version {result.current}"]
+        lines = [f"applied {len(result.applied)} corpus(es); current version "
+                 f"{printable(str(result.current))}"]
     for a in result.applied:
-        parent = f" on {a['parent']}" if a.get("parent") else ""
-        lines.append(f"  {a['version']} {a['kind']}{parent} ({printable(a['name'])}): vocabulary "
+        parent = f" on {printable(a['parent'])}" if a.get("parent") else ""
+        lines.append(f"  {printable(a['version'])} {printable(a['kind'])}{parent} "
+                     f"({printable(a['name'])}): vocabulary "
                      f"{a['vocab_size']} (+{a['words_added']}); "
-                     + quality_line(a.get("scores") or {}, a.get("parent_scores"),
-                                    a.get("drift_vs_parent")))
+                     + printable(quality_line(a.get("scores") or {}, a.get("parent_scores"),
+                                              a.get("drift_vs_parent"))))
     if result.pruned:
-        lines.append(f"retention: pruned {', '.join(result.pruned)} (arrays deleted, "
+        lines.append(f"retention: pruned {joined(result.pruned)} (arrays deleted, "
                      "lineage records kept)")
     return "\n".join(lines + _published(result.published))
 
 
 def status(result: Status) -> str:
-    pending = ", ".join(printable(p["name"]) for p in result.pending) or "none"
-    lines = [f"current: {result.current or 'none'} (vocabulary {result.vocab_size}, "
+    pending = joined(p["name"] for p in result.pending) or "none"
+    lines = [f"current: {printable(result.current or 'none')} (vocabulary {result.vocab_size}, "
              f"{result.versions} versions); pending: {pending}"]
     if result.candidates:
-        lines.append(f"candidates awaiting review: {', '.join(result.candidates)}")
+        lines.append(f"candidates awaiting review: {joined(result.candidates)}")
     for x in result.excluded:
         held = "; the current version holds it" if x["in_current"] else ""
-        why = f" ({x['reason']})" if x["reason"] else ""
-        lines.append(f"excluded: {printable(x['uri'])}{printable(why)}, since {x['at']}{held}")
+        why = f" ({printable(x['reason'])})" if x["reason"] else ""
+        lines.append(f"excluded: {printable(x['uri'])}{why}, since {printable(x['at'])}{held}")
     if result.pruned:
-        lines.append(f"pruned (record only): {', '.join(result.pruned)}")
+        lines.append(f"pruned (record only): {joined(result.pruned)}")
     for p in result.problems:
-        lines.append(f"problem: the next run would stop: {p['error']}")
+        lines.append(f"problem: the next run would stop: {safe(p['error'])}")
         if p["hint"]:
-            lines.append(f"  hint: {p['hint']}")
+            lines.append(f"  hint: {printable(p['hint'])}")
     return "\n".join(lines)
 
 
 def _what(row: VersionRow) -> str:
     if row.added:
-        return "+" + ", ".join(printable(a) for a in row.added)
+        return "+" + joined(row.added)
     # A rebuild adds no corpus: it retrains on all of its parent's.
-    return f"all {len(row.corpora)} corpora of {row.parent}" if row.parent else ""
+    return f"all {len(row.corpora)} corpora of {printable(row.parent)}" if row.parent else ""
 
 
 def history(result: History) -> str:
@@ -121,88 +135,92 @@ def history(result: History) -> str:
     lines = []
     previous: str | None = None
     for r in result.versions:
-        parent = f"parent {r.parent}" if r.parent else "no parent"
+        parent = f"parent {printable(r.parent)}" if r.parent else "no parent"
         if r.parent and r.parent != previous:
             parent += " (branch)"  # e.g. the first version after a rollback
-        state = r.status + (", pruned" if r.pruned_at else "")
-        lines.append(f"{'*' if r.current else ' '} {r.version}  {r.created_at}  {r.kind:<7} "
+        state = printable(r.status) + (", pruned" if r.pruned_at else "")
+        lines.append(f"{'*' if r.current else ' '} {printable(r.version)}  "
+                     f"{printable(r.created_at)}  {printable(r.kind):<7} "
                      f"{state:<9}  {parent}  vocab {r.vocab_size}  {_what(r)}")
         before = rows.get(r.parent or "")
-        lines.append("      " + quality_line(r.scores, before.scores if before else None,
-                                              r.drift.get("parent")))
+        lines.append("      " + printable(quality_line(r.scores, before.scores if before else None,
+                                                        r.drift.get("parent"))))
         for e in r.events:
-            detail = f": {e['detail']}" if e["detail"] else ""
-            lines.append(f"      [{e['action']} {e['at']}{detail}]")
+            detail = f": {printable(e['detail'])}" if e["detail"] else ""
+            lines.append(f"      [{printable(e['action'])} {printable(e['at'])}{detail}]")
         previous = r.version
     for x in result.exclusions:
-        why = f": {x['reason']}" if x["reason"] else ""
-        lines.append(f"excluded {x['uri']} since {x['at']}{why}")
+        why = f": {printable(x['reason'])}" if x["reason"] else ""
+        lines.append(f"excluded {printable(x['uri'])} since {printable(x['at'])}{why}")
     return "\n".join(lines) or "no versions yet"
 
 
 def rolled_back(result: Moved) -> str:
-    lines = [f"current version is now {result.current} (was {result.previous})"]
+    lines = [f"current version is now {printable(result.current)} "
+             f"(was {printable(str(result.previous))})"]
     if result.excluded:
         lines.append(f"excluded from the lineage (later runs skip them): "
-                     f"{', '.join(result.excluded)}")
+                     f"{joined(result.excluded)}")
     elif result.rolled_back:
         lines.append(f"pending again (the next add-corpus applies them; --exclude-rolled-back "
-                     f"or 'incw2v exclude' keeps them out): {', '.join(result.rolled_back)}")
+                     f"or 'incw2v exclude' keeps them out): {joined(result.rolled_back)}")
     return "\n".join(lines + _published(result.published))
 
 
 def promoted(result: Moved) -> str:
-    return "\n".join([f"current version is now {result.current} (was {result.previous}); "
+    return "\n".join([f"current version is now {printable(result.current)} "
+                      f"(was {printable(str(result.previous))}); "
                       "override recorded in the lineage", *_published(result.published)])
 
 
 def excluded(result: Excluded) -> str:
-    changed = ", ".join(x["uri"] for x in result.changed) or "nothing new"
+    changed = joined(x["uri"] for x in result.changed) or "nothing new"
     lines = [f"excluded {changed}; {len(result.exclusions)} exclusion(s) in force"]
     if result.in_current:
-        lines.append(f"the current version already holds {', '.join(result.in_current)}: "
+        lines.append(f"the current version already holds {joined(result.in_current)}: "
                      "roll back to a version before it to take it out of the model")
     return "\n".join(lines)
 
 
 def unexcluded(result: Excluded) -> str:
-    return (f"no longer excluded: {', '.join(x['uri'] for x in result.changed)}; later runs "
+    return (f"no longer excluded: {joined(x['uri'] for x in result.changed)}; later runs "
             f"apply them if the queue names them; {len(result.exclusions)} exclusion(s) left")
 
 
 def published(result: Published) -> str:
-    return f"published {result.version} to {', '.join(result.targets)}"
+    return f"published {printable(str(result.version))} to {joined(result.targets)}"
 
 
 def rejected(result: Rejected) -> str:
-    return (f"rejected {result.version}; later runs skip "
-            f"{', '.join(map(printable, result.skipped_from_now_on)) or 'nothing'}")
+    return (f"rejected {printable(result.version)}; later runs skip "
+            f"{joined(result.skipped_from_now_on) or 'nothing'}")
 
 
 def exported(result: Exported) -> str:
-    return (f"exported {result.version} as {result.format}: "
-            f"{', '.join(map(printable, result.files))}")
+    return (f"exported {printable(result.version)} as {printable(result.format)}: "
+            f"{joined(result.files)}")
 
 
 def pruned(result: Pruned) -> str:
-    deleted = ", ".join(result.deleted) or "nothing"
-    held = f" ({', '.join(result.held)} held open by a reader)" if result.held else ""
+    deleted = joined(result.deleted) or "nothing"
+    held = f" ({joined(result.held)} held open by a reader)" if result.held else ""
     return (f"pruned {deleted} (arrays deleted, lineage records kept in the history); "
-            f"kept {', '.join(result.kept)}{held}")
+            f"kept {joined(result.kept)}{held}")
 
 
 def repaired(result: Repaired) -> str:
     if not result.rebuilt:
         return (f"the manifest is intact ({len(result.versions)} version(s), current "
-                f"{result.current}); nothing to repair")
+                f"{printable(str(result.current))}); nothing to repair")
     lines = [f"rebuilt the manifest from {len(result.versions)} version(s): "
-             f"{', '.join(result.versions) or 'none'}; current is now {result.current}"]
+             f"{joined(result.versions) or 'none'}; current is now "
+             f"{printable(str(result.current))}"]
     if result.candidates:
-        lines.append(f"candidates (they failed a gate): {', '.join(result.candidates)}")
+        lines.append(f"candidates (they failed a gate): {joined(result.candidates)}")
     if result.left_out:
-        lines.append(f"left out (meta.json unreadable): {', '.join(result.left_out)}")
+        lines.append(f"left out (meta.json unreadable): {joined(result.left_out)}")
     if result.damaged_manifest:
-        lines.append(f"the damaged manifest was kept as {result.damaged_manifest}")
+        lines.append(f"the damaged manifest was kept as {printable(str(result.damaged_manifest))}")
     lines.append("rollbacks and promotions were recorded only in the lost manifest: if another "
                  "version was current, 'incw2v rollback CONFIG VERSION'")
     return "\n".join(lines)
@@ -215,14 +233,15 @@ def scores(values: dict[str, dict[str, Any]]) -> list[str]:
         value = "n/a" if s.get("value") is None else f"{s['value']:.4f}"
         extra = f", restrict_vocab {s['restrict_vocab']}" if s.get("restrict_vocab") else ""
         lines.append(
-            f"{name:<12} {s['kind']:<8} {value:>7}  coverage {s['covered']}/{s['total']} "
+            f"{printable(name):<12} {printable(s['kind']):<8} {value:>7}  coverage "
+            f"{s['covered']}/{s['total']} "
             f"({100 * s['coverage']:.1f}%){extra}"
         )
     return lines
 
 
 def evaluated(result: Evaluation) -> str:
-    return "\n".join([f"{result.version} (vocabulary {result.vocab_size})",
+    return "\n".join([f"{printable(result.version)} (vocabulary {result.vocab_size})",
                       *scores(result.scores)])
 
 
@@ -235,7 +254,7 @@ def comparison(info: dict[str, Any]) -> str:
     lines = [f"A = {printable(info['a'])}, B = {printable(info['b'])}", "",
              f"{'metric':<14}{'A':>8}{'B':>8}"]
     for name, s in info["scores"].items():
-        lines.append(f"{name:<14}{num(s['a']):>8}{num(s['b']):>8}   coverage "
+        lines.append(f"{printable(name):<14}{num(s['a']):>8}{num(s['b']):>8}   coverage "
                      f"{num(s['coverage_a'])} / {num(s['coverage_b'])}")
     lines += [
         "",
@@ -243,10 +262,9 @@ def comparison(info: dict[str, Any]) -> str:
         f"added {voc['added']}, removed {voc['removed']}",
     ]
     if voc.get("added_top"):
-        lines.append("  most frequent added: "
-                     + ", ".join(map(printable, voc["added_top"][:10])))
+        lines.append("  most frequent added: " + joined(voc["added_top"][:10]))
     lines += [
-        f"anchors: {info['anchors']['source']} (mean cosine after mapping "
+        f"anchors: {printable(str(info['anchors']['source']))} (mean cosine after mapping "
         f"{num(info['anchors']['mean_cosine'])})",
         f"aligned cosine of shared words: median {num(info['cosine']['median'])}, "
         f"p10 {num(info['cosine']['p10'])}  (drift = 1 - median = {num(info['drift'])})",
@@ -256,23 +274,24 @@ def comparison(info: dict[str, Any]) -> str:
         f"{'band (rank)':<16}{'words':>8}{'cosine':>9}{'overlap':>9}",
     ]
     for band in info["bands"]:
-        lines.append(f"{band['band']:<16}{band['words']:>8}{num(band['median_cosine']):>9}"
+        lines.append(f"{printable(str(band['band'])):<16}{band['words']:>8}{num(band['median_cosine']):>9}"
                      f"{num(band['overlap']):>9}")
     if info.get("moved"):
         lines += ["", "moved most (among the most frequent words):"]
         for m in info["moved"]:
             lines.append(f"  {printable(m['word'])} (rank {m['rank']}, cosine "
                          f"{m['cosine']:.3f}): "
-                         f"gained {', '.join(map(printable, m['gained'][:5])) or '-'}; "
-                         f"lost {', '.join(map(printable, m['lost'][:5])) or '-'}")
+                         f"gained {joined(m['gained'][:5]) or '-'}; "
+                         f"lost {joined(m['lost'][:5]) or '-'}")
     return "\n".join(lines)
 
 
 def rebuilt(result: Rebuilt) -> str:
     info = result.to_dict()
     t = info["timings"]
-    head = (f"rebuilt the lineage of {info['replaces']} from scratch as {info['version']} "
-            f"({info['status']}, vocabulary {info['vocab_size']}, read {t.get('read', 0):.1f}s, "
+    head = (f"rebuilt the lineage of {printable(str(info['replaces']))} from scratch as "
+            f"{printable(info['version'])} ({printable(info['status'])}, vocabulary "
+            f"{info['vocab_size']}, read {t.get('read', 0):.1f}s, "
             f"train {t.get('train', 0):.1f}s)")
     return "\n".join([head, *_published(result.published), "", comparison(info["compare"])])
 
@@ -307,9 +326,10 @@ def align_summary(result: AlignResult) -> str:
             f"P@10 {h['p_at_10_cosine']:.3f} / {h['p_at_10_csls']:.3f}, "
             f"mean cosine {h['mean_cosine']:.3f} (random pairs {h['mean_cosine_random']:.3f}); "
             f"distortion "
-            f"{d['distortion']['mean_abs_cosine_change']:.3f}; verdict: {d['verdict']}"
+            f"{d['distortion']['mean_abs_cosine_change']:.3f}; verdict: "
+            f"{printable(d['verdict'])}"
         )
-    if d["warnings"]:
+    if d["warnings"]:  # counted only: they are logged, escaped there
         lines.append(f"{len(d['warnings'])} warning(s), logged above and in the metadata")
-    lines.append(f"wrote {printable(str(result.output))} ({result.format})")
+    lines.append(f"wrote {printable(str(result.output))} ({printable(result.format)})")
     return "\n".join(lines)

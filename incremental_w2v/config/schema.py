@@ -441,6 +441,11 @@ class Config(Strict):
         local = target.to[len("file://"):] if target.to.lower().startswith("file://") else target.to
         return str(self._resolve(local))
 
+    def publish_locations(self) -> list[str]:
+        """Every ``publish:`` target's location (what ``needs.require`` checks modules for
+        before a command that publishes changes anything)."""
+        return [self.publish_location(t) for t in self.publish]
+
     def named_uris(self) -> list[str]:
         """Every URI the config names: its corpora (globs and folders expanded as far as
         they can be now) and its publish targets; what ``validate`` checks modules for."""
@@ -449,7 +454,7 @@ class Config(Strict):
             uris.append(entry.uri)
             with suppress(IncW2VError):  # a corpus not there yet: its own URI says enough
                 uris += expand(entry.uri, self.base_dir)
-        return uris + [self.publish_location(t) for t in self.publish]
+        return uris + self.publish_locations()
 
     def tokenize_for(self, entry: CorpusEntry) -> TokenizeSettings:
         return entry.tokenize or self.tokenize

@@ -62,7 +62,11 @@ def assess(
     out: dict[str, Any] = {}
     steps = [config.evaluation.enabled, bool(config.watch),
              parent is not None and config.drift.record, parent is not None and bool(config.gates)]
+    names = [n for n, on in zip(("evaluation sets", "watch words", "drift", "gates"), steps,
+                                strict=True) if on]
     with Progress("scoring", total=sum(steps), unit="steps") as progress:
+        if names:  # a cron log shows each step begin, not only its heartbeat 60 s later
+            progress.milestone(f"started ({', '.join(names)})")
         if config.evaluation.enabled:
             progress.set_note("evaluation sets")
             out["scores"] = evaluate_vectors(kv, counts, config.evaluation, config.base_dir)

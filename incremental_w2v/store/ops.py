@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from incremental_w2v.config.needs import require
 from incremental_w2v.config.schema import Config, load_config
 from incremental_w2v.errors import DataError, InputMissingError, OutputError, UsageError
 from incremental_w2v.fsutil import atomic_outputs, check_output_folder
@@ -170,6 +171,7 @@ def rollback(config: Config, version: str, wait: float = 0.0,
              exclude_rolled_back: bool = False) -> Moved:
     """Make another committed version current (older or newer); the corpora it has not
     applied become pending again, unless ``exclude_rolled_back`` excludes them."""
+    require(config.publish_locations())  # before the current version moves
     with locked(config, "rollback", wait) as store:
         version = store.resolve(version)
         manifest = store.read_manifest()
@@ -336,6 +338,7 @@ def _locked_entry(config: Config, ref: str, command: str, wait: float
 
 def promote(config: Config, version: str, wait: float = 0.0) -> Moved:
     """Make a candidate (or rejected) version current against its gate verdict."""
+    require(config.publish_locations())  # before the current version moves
     with _locked_entry(config, version, "promote", wait) as (store, manifest, entry):
         version = entry.version
         if entry.status == "committed":
@@ -447,6 +450,7 @@ def publish(config: Config, wait: float = 0.0) -> Published:
         raise UsageError("the config has no 'publish:' targets",
                          hint="add e.g. 'publish: [{to: /srv/models/news, formats: "
                          "[word2vec-binary]}]' (docs/publish.md)")
+    require(config.publish_locations())
     with locked(config, "publish", wait) as store:
         written = publish_current(store, config, force=True)
         current = store.read_manifest().current
@@ -569,11 +573,14 @@ class Exported:
 def export(config: Config, fmt: str, output: Path, version: str | None = None,
            force: bool = False) -> Exported:
     """Write a version's vectors (or full model) to ``output`` atomically; an existing
-    ``output`` is replaced only with ``force``."""
+    ``output``, or side file beside it that the export writes, is replaced only with
+    ``force``."""
     if fmt not in EXPORT_FORMATS:
         choices = ", ".join(EXPORT_FORMATS)
         raise UsageError(f"unknown export format {fmt!r}; choose one of {choices}")
     check_output_folder(output)  # before anything is read (or a reader lock is taken)
+    # PATH is checked now, cheaply; the side files (whose names gensim picks as it saves)
+    # before anything is renamed into place.
     if not force and (output.exists() or output.is_symlink()):
         raise OutputError(
             f"{output} exists; export does not replace it unless told to",
@@ -582,18 +589,19 @@ def export(config: Config, fmt: str, output: Path, version: str | None = None,
     store = existing_store(config)
     with store.pinned(version) as name:
         if fmt == "model":
-            written = _copy_model(store, name, output)
+            written = _copy_model(store, name, output, replace=force)
         else:
             model = store.load_model(name, mmap="r")
-            written = write_vectors(model.wv, fmt, output)  # type: ignore[arg-type]
+            written = write_vectors(model.wv, fmt, output,  # type: ignore[arg-type]
+                                    replace=force)
     return Exported(version=name, format=fmt, files=[str(p) for p in written])
 
 
-def _copy_model(store: Store, version: str, output: Path) -> list[Path]:
+def _copy_model(store: Store, version: str, output: Path, replace: bool) -> list[Path]:
     """A full model is exported as gensim saves it (``Word2Vec.load`` reads it): the
     version's verified model, written with gensim's ``save`` into the output's folder."""
     model = store.load_model(version, mmap="r")
-    with atomic_outputs(output) as outputs:
+    with atomic_outputs(output, replace=replace) as outputs:
         save_gensim_model(model, outputs.temp(output))
         finals = sorted(output.with_name(p.name[len(outputs.prefix):]) for p in outputs.written())
     return finals

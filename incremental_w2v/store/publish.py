@@ -13,8 +13,19 @@ atomic), so a reader never sees a half-written file. A serving process polls
 the pointer; when its version changes it reads the files it lists and checks
 their sha256: a mismatch means a newer publish is under way, and it reads the
 pointer again (docs/publish.md). A target whose pointer already names the
-current version is left alone, so a no-op run reads one small file per target
-and writes nothing; a publish that failed is retried by the next run.
+current version, and whose files are the pointer's, is left alone, so a no-op
+run reads one small file and checks each file's identity per target, and writes
+nothing; a publish that failed is retried by the next run.
+
+The files are checked because a publish killed half-way leaves newer files
+under an older pointer: if the current version is then moved back to the one
+the pointer names (a rollback), the pointer alone would say "up to date" and
+the mix would stay. Hashing every file on every cron run would read gigabytes
+for a large model, so each file's identity is recorded in the pointer when it
+is written and compared instead: locally its size and mtime (``mtime_ns``; a
+publish replaces a file by a rename of a newly written one, which changes
+them), on S3 the sha256 the object carries in its metadata (one HEAD per file).
+A pointer written before these were recorded is published once more.
 """
 
 from __future__ import annotations
@@ -47,7 +58,11 @@ class Target(Protocol):
 
     def read_pointer(self) -> dict[str, Any] | None: ...
 
-    def put(self, name: str, path: Path) -> None: ...
+    def put(self, name: str, path: Path, sha256: str) -> dict[str, Any]:
+        """Store ``path`` as ``name``; what to record in the pointer to know it again."""
+
+    def holds(self, name: str, info: dict[str, Any]) -> bool:
+        """Whether the file ``name`` is still the one the pointer's ``info`` describes."""
 
     def put_pointer(self, data: bytes) -> None: ...
 
@@ -77,8 +92,16 @@ class LocalTarget:
             raise os_error(exc, f"creating the publish folder {self.folder}") from None
         yield self.folder
 
-    def put(self, name: str, path: Path) -> None:
-        pass  # written in place already
+    def put(self, name: str, path: Path, sha256: str) -> dict[str, Any]:
+        # Written in place already (renamed into its final name): record what it is now.
+        return {"mtime_ns": path.stat().st_mtime_ns}
+
+    def holds(self, name: str, info: dict[str, Any]) -> bool:
+        try:
+            found = (self.folder / name).stat()
+        except OSError:
+            return False
+        return found.st_size == info.get("bytes") and found.st_mtime_ns == info.get("mtime_ns")
 
     def put_pointer(self, data: bytes) -> None:
         atomic_write_bytes(self.folder / POINTER, data)
@@ -113,8 +136,18 @@ class S3Target:
         with store.workdir() as work:
             yield work
 
-    def put(self, name: str, path: Path) -> None:
-        self.client.upload_file(str(path), self.bucket, self._key(name))
+    def put(self, name: str, path: Path, sha256: str) -> dict[str, Any]:
+        self.client.upload_file(str(path), self.bucket, self._key(name),
+                                ExtraArgs={"Metadata": {"sha256": sha256}})
+        return {}  # the object carries its sha256
+
+    def holds(self, name: str, info: dict[str, Any]) -> bool:
+        try:
+            head = self.client.head_object(Bucket=self.bucket, Key=self._key(name))
+        except self.client.exceptions.ClientError:  # missing (404), or not ours to read
+            return False
+        return bool(head.get("ContentLength") == info.get("bytes")
+                    and head.get("Metadata", {}).get("sha256") == info.get("sha256"))
 
     def put_pointer(self, data: bytes) -> None:
         self.client.put_object(Bucket=self.bucket, Key=self._key(POINTER), Body=data,
@@ -128,12 +161,19 @@ def target_of(config: Config, entry: PublishTarget) -> Target:
     return LocalTarget(Path(where))
 
 
-def is_stale(pointer: dict[str, Any] | None, current: str, entry: PublishTarget) -> bool:
+def is_stale(pointer: dict[str, Any] | None, current: str, entry: PublishTarget,
+             target: Target) -> bool:
+    """Whether ``target`` must be published again: its pointer names another version or
+    lacks a format, or one of its files is not the one the pointer names (a publish was
+    killed after it replaced some files)."""
     if pointer is None or pointer.get("version") != current:
         return True
-    listed = {f.get("format") for f in (pointer.get("files") or {}).values()
-              if isinstance(f, dict)}
-    return not set(entry.formats) <= listed
+    files = pointer.get("files")
+    if not isinstance(files, dict) or not all(isinstance(f, dict) for f in files.values()):
+        return True
+    if not set(entry.formats) <= {f.get("format") for f in files.values()}:
+        return True
+    return not all(target.holds(name, info) for name, info in files.items())
 
 
 def publish_current(store: Store, config: Config, force: bool = False) -> list[str]:
@@ -154,7 +194,7 @@ def publish_current(store: Store, config: Config, force: bool = False) -> list[s
         target = None
         try:
             target = target_of(config, entry)
-            if not force and not is_stale(target.read_pointer(), current, entry):
+            if not force and not is_stale(target.read_pointer(), current, entry, target):
                 continue
             if not loaded:
                 with store.pinned(current):
@@ -185,6 +225,7 @@ def _publish(store: Store, meta: VersionMeta, model: Any, entry: PublishTarget,
     from incremental_w2v.vectors.io import write_vectors  # gensim: only when writing
 
     files: dict[str, dict[str, Any]] = {}
+    logger.info("publishing %s to %s (%s)", meta.version, target.shown, ", ".join(entry.formats))
     with target.files(store) as folder:
         for fmt in entry.formats:
             main = FILE_NAMES[fmt]
@@ -192,9 +233,10 @@ def _publish(store: Store, meta: VersionMeta, model: Any, entry: PublishTarget,
             # An S3 target's files are staged in the store's own working folder.
             written = write_vectors(model.wv, fmt, folder / main, store=store_root_of(folder))
             for path in sorted(written, key=lambda p: p.name == main):
-                files[path.name] = {"format": fmt, "sha256": sha256_file(path),
+                digest = sha256_file(path)
+                files[path.name] = {"format": fmt, "sha256": digest,
                                     "bytes": path.stat().st_size}
-                target.put(path.name, path)
+                files[path.name].update(target.put(path.name, path, digest))
         # Written last: a reader that sees this version finds every file already in place.
         target.put_pointer(pointer(meta, files))
     logger.info("published %s to %s (%s)", meta.version, target.shown,

@@ -83,7 +83,7 @@ def add_corpus(
             raise _awaiting_review(plan.held, current)
         # A module missing for a later corpus must stop the run now, not after the base.
         require([*(p.spec.uri for p in [*plan.base, *plan.pending]),
-                 *(config.publish_location(t) for t in config.publish)])
+                 *config.publish_locations()])
         try:
             current = _apply_all(store, config, current, plan.base, plan.pending, result)
         except IncW2VError:

@@ -269,7 +269,7 @@ def apply_update(
             a1 = start + (end - start) * (epoch + 1) / epochs
             with freeze_old_words(model, old_size) if epoch < frozen else nullcontext():
                 _train(model, fed.path, fed.sentences, fed.tokens, 1, a0, a1, progress,
-                       first_epoch=epoch)
+                       first_epoch=epoch, total_epochs=epochs)
             sentences += fed.sentences
             tokens += fed.tokens
         if consolidation is not None and old_size:
@@ -398,14 +398,18 @@ def _train(
     end_alpha: float,
     progress: Progress,
     first_epoch: int = 0,
+    total_epochs: int | None = None,
 ) -> None:
     """``epochs`` epochs of training; ``first_epoch``: how many this version trained before
-    (for the progress, which counts all of them)."""
+    and ``total_epochs`` how many it trains in all (for the progress, which counts all of
+    them; by default guessed from the progress's total, which holds only while every epoch
+    has as many tokens)."""
     # An update restarts the schedule on purpose; gensim would warn that alpha went up.
     model.min_alpha_yet_reached = start_alpha
     check_training_values(model, "the model")
     wall, cpu = time.perf_counter(), time.process_time()
-    total_epochs = round(progress.total / tokens) if progress.total and tokens else epochs
+    if total_epochs is None:
+        total_epochs = round(progress.total / tokens) if progress.total and tokens else epochs
     with TrainingWatch(progress, workfile, tokens, model.workers, first_epoch,
                        total_epochs) as watch, failing_workers_fail_the_run(model):
         model.train(

@@ -99,7 +99,8 @@ def rebuild_locked(
         )
     params = config.model if seed is None else config.model.model_copy(update={"seed": seed})
     items = [_pending(config, rec) for rec in current.corpora]
-    require(item.spec.uri for item in items)
+    # The publish that follows too: a missing boto3 must not surface after the rebuild.
+    require([*(item.spec.uri for item in items), *config.publish_locations()])
     version = store.read_manifest().next_version(set())
     since = store.updates_since_rebuild(current.version)
     started = time.perf_counter()

@@ -435,6 +435,7 @@ def commit_version(
     assessment = assess(store, config, model, draft.parent, draft.kind)
     t0 = time.perf_counter()
     with Progress("committing", total=4, unit="steps") as progress:
+        progress.milestone("started (model, ledger, hashing, fsync, manifest)")
         try:
             progress.set_note("model")
             staging.save_model(model)

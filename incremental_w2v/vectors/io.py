@@ -120,11 +120,13 @@ def write_vectors(
     output: Path,
     metadata: dict[str, Any] | None = None,
     store: Path | None = None,
+    replace: bool = True,
 ) -> list[Path]:
     """Write ``kv`` to ``output`` in ``fmt`` atomically; returns every file written.
 
     ``store``: a store writing into its own working folder (``fsutil.atomic_outputs``);
-    any other output is refused inside a store.
+    any other output is refused inside a store. ``replace=False``: an existing file at
+    any name written (``output`` or a side file) is refused and nothing is replaced.
 
     Each file is written under a temporary name in the output's folder,
     fsynced, then renamed into place (side files first, the main file last),
@@ -139,7 +141,7 @@ def write_vectors(
             hint=f"use one of: {', '.join(VECTOR_FORMATS)}",
         )
     output = Path(output)
-    with atomic_outputs(output, store=store) as outputs:
+    with atomic_outputs(output, store=store, replace=replace) as outputs:
         tmp_main = outputs.temp(output)
         if fmt == "keyedvectors":
             # Vectors always in a side file, so readers can mmap them whatever their size.
