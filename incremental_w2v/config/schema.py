@@ -169,7 +169,8 @@ class RehearsalSettings(Strict):
     consolidate_alpha: float = Field(
         0.005, gt=0, le=1, description="learning rate at the start of the consolidation pass"
     )
-    seed: int = Field(1, description="seed of the buffer's sampling and of the replay draw")
+    seed: int = Field(1, ge=0, le=UINT32_MAX,
+                      description="seed of the buffer's sampling and of the replay draw")
 
     @model_validator(mode="before")
     @classmethod
@@ -268,7 +269,7 @@ class RetentionSettings(Strict):
     """``retention:``: prune old versions' arrays after every commit."""
 
     keep: int | None = Field(
-        None, ge=1,
+        None, ge=1, le=INT32_MAX,
         description="keep the arrays of the newest N versions (and always the current "
         "version, the last rebuild and candidates awaiting review); older versions keep "
         "their lineage record only; null: keep everything",
