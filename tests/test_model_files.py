@@ -457,3 +457,99 @@ def test_a_legitimate_gensim_3_model_still_loads() -> None:
     for name in ("model-from-gensim-3.8.0.w2v", "old_keyedvectors_320.dat", "word2vec_old"):
         loaded = load_vectors(f"gensim-test:{name}")
         assert len(loaded.kv) > 0
+
+
+# --- hostile pickles: a state (BUILD) given to something the file did not make -----------
+
+
+def _global(module: str, name: str) -> bytes:
+    return b"c" + module.encode() + b"\n" + name.encode() + b"\n"
+
+
+def _str(text: str) -> bytes:
+    return b"X" + len(text).to_bytes(4, "little") + text.encode()
+
+
+_PWN = b"}" + _str("pwned") + b"K\x01s"  # {"pwned": 1}
+_SLOTS = b"N" + _PWN + b"\x86b"  # (None, {"pwned": 1}): setattr for each item
+_DICT_AND_SLOTS = b"}" + _PWN + b"\x86b"  # ({}, {"pwned": 1})
+
+BUILD_ATTACKS: dict[str, bytes] = {
+    # 53 bytes: Word2Vec.pwned = 1 for the whole process
+    "slots on Word2Vec": _global("gensim.models.word2vec", "Word2Vec") + _SLOTS,
+    "dict and slots on Word2Vec": _global("gensim.models.word2vec", "Word2Vec")
+    + _DICT_AND_SLOTS,
+    "a memo'd Word2Vec": _global("gensim.models.word2vec", "Word2Vec") + b"q\x00h\x00"
+    + _SLOTS + b"0",
+    "slots on KeyedVectors": _global("gensim.models.keyedvectors", "KeyedVectors") + _SLOTS,
+    "slots on an alias": _global("gensim.models.keyedvectors", "Word2VecKeyedVectors")
+    + _DICT_AND_SLOTS,
+    "slots on FastText": _global("gensim.models.fasttext", "FastText") + _SLOTS,
+    "a gensim 3 part": _global("gensim.models.word2vec", "Word2VecTrainables") + _SLOTS,
+    # numpy.memmap's inherited __setstate__, called on the class itself
+    "state on numpy.memmap": _global("numpy", "memmap")
+    + b"(K\x01K\x01\x85" + _global("numpy", "dtype") + b"X\x02\x00\x00\x00f8\x89\x88\x87R"
+    + b"(K\x03X\x01\x00\x00\x00<NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tb\x89C\x08"
+    + b"\x00" * 8 + b"tb",
+    "slots on numpy.ndarray": _global("numpy", "ndarray") + _SLOTS,
+    "dict on a function": _global("copyreg", "_reconstructor") + _PWN + b"b",
+    "dict on gensim's call_on_class_only": _global("gensim.utils", "call_on_class_only")
+    + _PWN + b"b",
+    "dict on numpy's random ctor": _global("numpy.random._pickle", "__randomstate_ctor")
+    + _PWN + b"b",
+    "slots on object": _global("builtins", "object") + _SLOTS,
+    "slots on dict": _global("builtins", "dict") + _SLOTS,
+    # numpy's shared float64 dtype (copy=False), given a big-endian state
+    "numpy's shared dtype": _global("numpy", "dtype") + b"X\x02\x00\x00\x00f8\x89\x89\x87R"
+    + b"(K\x03X\x01\x00\x00\x00>NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tb",
+    # a model made here, but its state changes its class or how the next state applies
+    "__class__ in the slots of a new Word2Vec": _global("gensim.models.word2vec", "Word2Vec")
+    + b")\x81N}" + _str("__class__") + _global("gensim.models.fasttext", "FastText")
+    + b"s\x86b",
+    "__setstate__ in the dict of a new Word2Vec": _global("gensim.models.word2vec",
+                                                          "Word2Vec")
+    + b")\x81}" + _str("__setstate__") + _global("numpy", "memmap") + b"sb",
+    "a second state for one object": _global("gensim.models.word2vec", "Word2Vec")
+    + b")\x81" + _PWN + b"b" + _PWN + b"b",
+}
+
+
+def _globals_now() -> list[Any]:
+    import copyreg as copyreg_module
+
+    from gensim.models.word2vec import Word2VecTrainables
+    from gensim.utils import call_on_class_only
+    from numpy.random import _pickle as random_pickle
+
+    holders = [Word2Vec, KeyedVectors, FastText, Word2VecTrainables, np.memmap, np.ndarray]
+    functions = [copyreg_module._reconstructor, call_on_class_only,  # type: ignore[attr-defined]
+                 random_pickle.__randomstate_ctor]
+    return [*(dict(vars(c)) for c in holders), *(dict(vars(f)) for f in functions),
+            np.dtype("f8").str, np.dtype(np.float64).byteorder, hasattr(object, "pwned")]
+
+
+@pytest.mark.parametrize("name", list(BUILD_ATTACKS))
+def test_a_state_for_a_class_or_a_global_is_refused(tmp_path: Path, name: str) -> None:
+    before = _globals_now()
+    path = tmp_path / "evil.model"
+    path.write_bytes(b"\x80\x02" + BUILD_ATTACKS[name] + b".")
+    try:
+        with pytest.raises(DataError) as info:
+            load_saved(path)
+        assert "it was not loaded" in str(info.value)
+        assert _globals_now() == before
+        assert not hasattr(Word2Vec, "pwned")
+    finally:
+        for cls in (Word2Vec, KeyedVectors, FastText):  # never leak into the other tests
+            if "pwned" in vars(cls):
+                delattr(cls, "pwned")
+
+
+def test_the_state_attack_is_real(tmp_path: Path) -> None:
+    """Counter-check: plain pickle sets Word2Vec.pwned for the whole process."""
+    data = b"\x80\x02" + BUILD_ATTACKS["slots on Word2Vec"] + b"."
+    script = ("import pickle\nfrom gensim.models import Word2Vec\n"
+              f"pickle.loads({data!r})\nprint(Word2Vec.pwned)\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120, env=package_env())
+    assert done.stdout.strip() == "1", done.stderr

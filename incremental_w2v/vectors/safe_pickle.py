@@ -14,7 +14,11 @@ pickle machine that
   those are made as unpickling always makes them, with ``__new__`` and their
   saved attributes, so no ``__init__`` runs (``Word2Vec(...)`` would train,
   reading any file it is given);
-- builds no object of another class than those.
+- builds no object of another class than those;
+- gives a state (BUILD) only to an object it has just made, once, and never one that
+  sets ``__class__``, ``__setstate__`` or another special name: a class, a function or
+  any other global looked up by name is never changed (``Word2Vec.x = 1`` would hold for
+  the whole process).
 
 gensim's loader then unpickles *side files* named in the object: every name
 in ``__scipys`` is read with ``pickle.load``. :func:`check_side_files` refuses
@@ -32,6 +36,7 @@ import copyreg
 import importlib
 import pickle
 import re
+import types
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -144,6 +149,11 @@ class _Restricted(_PurePython):  # type: ignore[misc]
                                 if m.startswith("numpy.random._") and n != "__randomstate_ctor"
                                 and n != "__generator_ctor"}
         self._defaultdict = self._names[("collections", "defaultdict")]
+        # Objects this machine made (by id, each kept alive so no id is reused), not yet given
+        # their state: BUILD applies only to them, never to a class, a function or any
+        # other global that find_class hands out (a state there would change it for the
+        # whole process).
+        self._fresh: dict[int, Any] = {}
 
     def find_class(self, module: str, name: str) -> Any:
         # Python 2 pickles (gensim 3 models) name __builtin__.long and the like.
@@ -175,6 +185,9 @@ class _Restricted(_PurePython):  # type: ignore[misc]
             raise Refused(f"an array of {_name(first)}")
         if func is self._defaultdict and first is not None and first not in _SAFE_TYPES:
             raise Refused(f"a defaultdict of {_name(first)}")
+        if func is np.dtype and not (isinstance(args, tuple) and len(args) >= 3 and args[2]):
+            # dtype(..., copy=False) hands out numpy's shared dtype: BUILD would change it.
+            raise Refused("a shared numpy dtype (not a copy)")
         # numpy's random-state constructors call what they are given: only bit generators.
         for arg in args if isinstance(args, tuple) else ():
             if callable(arg) and func is not self._reconstruct and not (
@@ -182,12 +195,40 @@ class _Restricted(_PurePython):  # type: ignore[misc]
             ) and id(arg) not in self._bit_generators:
                 raise Refused(f"a call of {_name(func)} given {_name(arg)}")
 
+    def _made(self) -> None:
+        made = self.stack[-1]
+        self._fresh[id(made)] = made
+
     def load_reduce(self) -> None:
         args = self.stack[-1]
         self._check_call(self.stack[-2], args)
         super().load_reduce()
+        self._made()
 
     dispatch[pickle.REDUCE[0]] = load_reduce
+
+    def load_build(self) -> None:
+        state, inst = self.stack[-1], self.stack[-2]
+        if self._fresh.pop(id(inst), None) is not inst or isinstance(
+            inst, (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType)
+        ):
+            raise Refused(f"a state given to {_name(inst)}, which this file did not make")
+        dict_state, slot_state = (state if isinstance(state, tuple) and len(state) == 2
+                                  else (state, None))
+        for part in (dict_state, slot_state):
+            if isinstance(part, dict) and any(
+                not isinstance(k, str) or (k.startswith("__") and k.endswith("__"))
+                for k in part
+            ):
+                # __class__, __setstate__, __dict__: a state that would change what the
+                # object is or how the next state is applied.
+                raise Refused(f"a state of {_name(type(inst))} setting special attributes")
+        try:
+            super().load_build()
+        except (TypeError, AttributeError, ValueError, KeyError) as exc:
+            raise Refused(f"a state that does not fit a {_name(type(inst))} ({exc})") from None
+
+    dispatch[pickle.BUILD[0]] = load_build
 
     def _check_new(self, cls: Any) -> None:
         if not isinstance(cls, type) or not (
@@ -198,21 +239,24 @@ class _Restricted(_PurePython):  # type: ignore[misc]
     def load_newobj(self) -> None:
         self._check_new(self.stack[-2])
         super().load_newobj()
+        self._made()
 
     dispatch[pickle.NEWOBJ[0]] = load_newobj
 
     def load_newobj_ex(self) -> None:
         self._check_new(self.stack[-3])
         super().load_newobj_ex()
+        self._made()
 
     dispatch[pickle.NEWOBJ_EX[0]] = load_newobj_ex
 
     def _instantiate(self, klass: Any, args: Any) -> None:  # INST and OBJ (protocols 0, 1)
         if klass in self._models and not args:
             self.append(klass.__new__(klass))
-            return
-        self._check_call(klass, args)
-        super()._instantiate(klass, args)
+        else:
+            self._check_call(klass, args)
+            super()._instantiate(klass, args)
+        self._made()
 
     def persistent_load(self, pid: Any) -> Any:
         raise Refused("a persistent reference")
