@@ -553,3 +553,100 @@ def test_the_state_attack_is_real(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                           timeout=120, env=package_env())
     assert done.stdout.strip() == "1", done.stderr
+
+
+# --- side files the model does not need --------------------------------------------------
+
+
+def unneeded_side_files(tmp_path: Path) -> dict[str, Path]:
+    """Real gensim files naming a plain-array side file (or a part) their class never has."""
+    from gensim.models.word2vec import Word2VecTrainables
+
+    plain = np.arange(6, dtype=np.float32)
+    found = {}
+
+    def model_with(name: str, change: Callable[[Any], None], *arrays: str,
+                   kv: bool = False) -> None:
+        path = tmp_path / f"{name.replace(' ', '_')}.{'kv' if kv else 'model'}"
+        if kv:
+            small().wv.save(str(path), sep_limit=0)
+        else:
+            small().save(str(path), sep_limit=0)
+        tamper(path, change)
+        for array in arrays:
+            np.save(f"{path}.{array}.npy", plain, allow_pickle=False)
+        found[name] = path
+
+    def add(key: str, attr: str, on_wv: bool = False) -> Callable[[Any], None]:
+        def change(o: Any) -> None:
+            target = vars(o.wv if on_wv else o)
+            target[key] = [*target.get(key, []), attr]
+        return change
+
+    model_with("an extra array on the model", add("__numpys", "extra"), "extra")
+    model_with("a vectors array on the model", add("__numpys", "vectors"), "vectors")
+    model_with("a model array on KeyedVectors", add("__numpys", "syn1neg"), "syn1neg", kv=True)
+    model_with("an extra array on KeyedVectors", add("__numpys", "index_to_key"),
+               "index_to_key", kv=True)
+    model_with("an extra array on its wv", add("__numpys", "key_to_index", on_wv=True),
+               "wv.key_to_index")
+    model_with("an extra ignored name", add("__ignoreds", "random"))
+    model_with("an extra ignored name on its wv", add("__ignoreds", "index_to_key", on_wv=True))
+
+    def wv_is_a_model(o: Any) -> None:
+        o.wv = small()
+
+    model_with("a wv that is a whole model", wv_is_a_model)
+
+    def trainables_on_kv(o: Any) -> None:
+        o.trainables = Word2VecTrainables.__new__(Word2VecTrainables)
+        vars(o)["__recursive_saveloads"] = ["trainables"]
+
+    model_with("a part on KeyedVectors", trainables_on_kv, kv=True)
+    model_with("an extra part on the model", add("__recursive_saveloads", "extra"))
+    return found
+
+
+UNNEEDED = ["an extra array on the model", "a vectors array on the model",
+            "a model array on KeyedVectors", "an extra array on KeyedVectors",
+            "an extra array on its wv", "an extra ignored name", "an extra ignored name on its wv",
+            "a wv that is a whole model", "a part on KeyedVectors", "an extra part on the model"]
+
+
+@pytest.mark.parametrize("name", UNNEEDED)
+def test_a_side_file_the_model_does_not_need_is_refused(tmp_path: Path, name: str) -> None:
+    path = unneeded_side_files(tmp_path)[name]
+    for load in (lambda: load_vectors(str(path)), lambda: load_saved(path)):
+        with pytest.raises(DataError) as info:
+            load()
+        assert "it was not loaded" in str(info.value), str(info.value)
+
+
+def test_the_unneeded_side_file_is_read_by_gensim(tmp_path: Path) -> None:
+    """Counter-check: gensim's own loader sets the attribute from the planted array."""
+    path = unneeded_side_files(tmp_path)["an extra array on KeyedVectors"]
+    assert isinstance(KeyedVectors.load(str(path)).index_to_key, np.ndarray)
+
+
+def test_a_version_naming_an_extra_array_is_refused(tmp_path: Path,
+                                                    cli: Callable[..., Result]) -> None:
+    import hashlib
+
+    folder = tmp_path / "ws"
+    write_workspace(folder, ("b.txt",))
+    config = folder / "config.yaml"
+    assert cli("add-corpus", config).code == 0
+    version = folder / "store" / "versions" / "v0002"
+    document = json.loads((version / "model").read_text())
+    document["object"]["attrs"]["__numpys"].append("extra")
+    data = json.dumps(document).encode()
+    (version / "model").write_bytes(data)
+    np.save(version / "model.extra.npy", np.zeros(3), allow_pickle=False)
+    meta = json.loads((version / "meta.json").read_text())
+    meta["files"]["model"] = hashlib.sha256(data).hexdigest()
+    meta["files"]["model.extra.npy"] = hashlib.sha256(
+        (version / "model.extra.npy").read_bytes()).hexdigest()
+    (version / "meta.json").write_text(json.dumps(meta))
+    result = cli("evaluate", config)
+    assert result.code == 65, result.err
+    assert "extra" in result.err

@@ -22,7 +22,8 @@ pickle machine that
 
 gensim's loader then unpickles *side files* named in the object: every name
 in ``__scipys`` is read with ``pickle.load``. :func:`check_side_files` refuses
-any such name (a word2vec model has no sparse matrix), checks that every
+any such name (a word2vec model has no sparse matrix) and any array or part that
+the object's class does not have (:data:`SIDE_FILES`), checks that every
 ``__numpys`` file is a plain numeric ``.npy`` (never an object array, which
 numpy would unpickle) and that every ``__recursive_saveloads`` attribute is a
 model part itself; only then does gensim's ``_load_specials`` read them, with
@@ -304,6 +305,33 @@ def refused(path: Path, what: str) -> DataError:
 
 _ATTRIBUTE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
+# The arrays (``__numpys``, ``__ignoreds``) and parts (``__recursive_saveloads``) each class
+# of a model keeps beside its main file, in gensim 4 and in the gensim 3 files gensim 4
+# converts on load. A side file for any other attribute is not part of a model: refused.
+_W2V_ARRAYS = frozenset({"syn1", "syn1neg", "cum_table", "syn0_lockf", "vectors_lockf"})
+_KV_ARRAYS = frozenset({
+    "vectors", "vectors_lockf", "norms", "vectors_norm", "syn0", "syn0norm", "syn0_lockf",
+    "vectors_vocab", "vectors_vocab_lockf", "vectors_vocab_norm",
+    "vectors_ngrams", "vectors_ngrams_lockf", "vectors_ngrams_norm", "buckets_word",
+})
+_TRAINABLES_ARRAYS = frozenset({"syn1", "syn1neg", "vectors_lockf", "vectors_vocab_lockf",
+                                "vectors_ngrams_lockf"})
+_MODEL_PARTS = frozenset({"wv", "trainables", "vocabulary"})
+_PART_CLASSES = {"wv": ("KeyedVectors", "FastTextKeyedVectors"),
+                 "trainables": ("Word2VecTrainables", "FastTextTrainables"),
+                 "vocabulary": ("Word2VecVocab", "FastTextVocab")}
+SIDE_FILES: dict[str, tuple[frozenset[str], frozenset[str]]] = {  # class: (arrays, parts)
+    "Word2Vec": (_W2V_ARRAYS, _MODEL_PARTS),
+    "FastText": (_W2V_ARRAYS, _MODEL_PARTS),
+    "KeyedVectors": (_KV_ARRAYS, frozenset()),
+    "FastTextKeyedVectors": (_KV_ARRAYS, frozenset()),
+    "Word2VecTrainables": (_TRAINABLES_ARRAYS, frozenset()),
+    "FastTextTrainables": (_TRAINABLES_ARRAYS, frozenset()),
+    "Word2VecVocab": (frozenset({"cum_table"}), frozenset()),
+    "FastTextVocab": (frozenset({"cum_table"}), frozenset()),
+    "CompatVocab": (frozenset(), frozenset()),
+}
+
 
 def check_side_files(obj: Any, fname: str, compress: bool, subname: Any, origin: Path) -> None:
     """Refuse any side file that gensim's ``_load_specials`` would unpickle, and any that
@@ -319,9 +347,17 @@ def check_side_files(obj: Any, fname: str, compress: bool, subname: Any, origin:
     if attrs.get("__scipys"):
         # Each would be read with pickle.load: a word2vec model has no sparse matrix.
         raise refused(origin, f"pickled side files {attrs['__scipys']} (scipy sparse matrices)")
+    arrays, parts = SIDE_FILES.get(type(obj).__name__, (frozenset(), frozenset()))
+    for key, known in (("__numpys", arrays), ("__ignoreds", arrays),
+                       ("__recursive_saveloads", parts)):
+        extra = sorted(set(attrs.get(key, [])) - known)
+        if extra:
+            kind = "parts" if key == "__recursive_saveloads" else "side files"
+            raise refused(origin, f"{kind} {', '.join(extra)} of a {type(obj).__name__} "
+                          f"({key}), which such a model does not have")
     for attrib in attrs.get("__recursive_saveloads", []):
         part = attrs.get(attrib)
-        if not isinstance(part, models):
+        if not isinstance(part, models) or type(part).__name__ not in _PART_CLASSES[attrib]:
             raise refused(origin, f"a side object {attrib!r} of {_name(type(part))}")
         check_side_files(part, f"{fname}.{attrib}", compress, subname, origin)
     for attrib in attrs.get("__numpys", []):
