@@ -349,3 +349,54 @@ def test_versions_beside_a_manifest_that_lists_none_are_damaged_not_adopted(
     assert cli("repair", config).code == 0
     assert committed(store) == ["v0001", "v0002"]
     assert cli("status", config).code == 0
+
+
+# -- a remote store's cache -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cache", [
+    "other",  # a store itself
+    "other/versions/v0001",
+    "other/cache",
+    "link/cache",  # through a symbolic link to a store
+    "old/sub",  # a store from before markers
+    "caches/0123456789abcdef/x",  # inside another store's cache
+    "env:other/c",  # $INCW2V_CACHE_DIR
+    "env:link",
+])
+def test_a_cache_inside_a_store_fails_validate(
+    tmp_path: Path, cli: Callable[..., Result], monkeypatch: pytest.MonkeyPatch, cache: str
+) -> None:
+    """The local cache of a remote store never goes inside a store (or another cache)."""
+    monkeypatch.delenv("INCW2V_CACHE_DIR", raising=False)
+    other = workspace(tmp_path / "o")
+    assert cli("add-corpus", other).code == 0
+    config = workspace(tmp_path, store="s3://bucket/lineage")
+    folder = config.parent
+    shutil.copytree(other.parent / "store", folder / "other")
+    shutil.copytree(other.parent / "store", folder / "old")
+    (folder / "old" / STORE_MARKER).unlink()
+    (folder / "link").symlink_to(folder / "other")
+    from incremental_w2v.store.cache import Cache
+
+    Cache(folder / "caches" / "0123456789abcdef", 1 << 30, "s3://bucket/x")
+    if cache.startswith("env:"):
+        monkeypatch.setenv("INCW2V_CACHE_DIR", str(folder / cache[len("env:"):]))
+    else:
+        config.write_text(config.read_text() + f"store_options: {{cache_dir: '{cache}'}}\n")
+    before = {name: every_file(folder / name) for name in ("other", "old", "caches")}
+    for command in ("validate", "status", "add-corpus"):
+        result = cli(command, config)
+        assert result.code == 78, (command, result.err)
+        assert "would be inside the incw2v store" in result.err and "hint:" in result.err
+    assert {name: every_file(folder / name) for name in before} == before
+
+
+def test_a_cache_outside_every_store_passes_validate(
+    tmp_path: Path, cli: Callable[..., Result], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("INCW2V_CACHE_DIR", raising=False)
+    config = workspace(tmp_path, store="s3://bucket/lineage")
+    config.write_text(config.read_text() + "store_options: {cache_dir: cache}\n")
+    result = cli("validate", config)
+    assert result.code == 0, result.err
