@@ -369,10 +369,17 @@ def test_a_side_file_that_would_run_code_is_refused_everywhere(
     write_workspace(folder, ("b.txt",))
     config = folder / "config.yaml"
     assert cli("add-corpus", config).code == 0
+    good = tmp_path / "good.kv"  # the project's own export, on the other side
+    assert cli("export", config, "--version", "v1", "--format", "keyedvectors",
+               "--output", good).code == 0
     for args in (["align", path, path, "--output", tmp_path / "o.kv"],
+                 ["merge", path, path, "--output", tmp_path / "m.kv"],
+                 ["merge", good, path, "--output", tmp_path / "m.kv"],
+                 ["merge", path, good, "--output", tmp_path / "m.kv"],
                  ["compare", config, path, "v1"]):
         result = cli(*args)
         assert result.code == 65, (args, result.err)
+        assert not (tmp_path / "m.kv").exists() and not (tmp_path / "o.kv").exists()
     if attack != "__scipys on KeyedVectors":  # a base model is a full model
         (folder / "base.yaml").write_text(
             f"store: store2\n{TINY_MODEL}base: {{model: '{path}'}}\n".replace("window: 2",
@@ -563,6 +570,7 @@ def unneeded_side_files(tmp_path: Path) -> dict[str, Path]:
     from gensim.models.word2vec import Word2VecTrainables
 
     plain = np.arange(6, dtype=np.float32)
+    tmp_path.mkdir(exist_ok=True)
     found = {}
 
     def model_with(name: str, change: Callable[[Any], None], *arrays: str,
@@ -620,6 +628,26 @@ def test_a_side_file_the_model_does_not_need_is_refused(tmp_path: Path, name: st
         with pytest.raises(DataError) as info:
             load()
         assert "it was not loaded" in str(info.value), str(info.value)
+
+
+def test_unneeded_side_files_are_refused_by_align_merge_and_compare(
+    tmp_path: Path, cli: Callable[..., Result]
+) -> None:
+    folder = tmp_path / "ws"
+    write_workspace(folder, ("b.txt",))
+    config = folder / "config.yaml"
+    assert cli("add-corpus", config).code == 0
+    good = tmp_path / "good.kv"
+    assert cli("export", config, "--version", "v1", "--format", "keyedvectors",
+               "--output", good).code == 0
+    for name, path in unneeded_side_files(tmp_path / "files").items():
+        for args in (["align", path, good, "--output", tmp_path / "o.kv"],
+                     ["merge", good, path, "--output", tmp_path / "m.kv"],
+                     ["compare", config, path, "v1"]):
+            result = cli(*args)
+            assert result.code == 65, (name, args[0], result.err)
+            assert "does not have" in result.err or "not loaded" in result.err, result.err
+        assert not (tmp_path / "m.kv").exists() and not (tmp_path / "o.kv").exists()
 
 
 def test_the_unneeded_side_file_is_read_by_gensim(tmp_path: Path) -> None:
