@@ -411,17 +411,22 @@ def forged_documents(model_json: dict[str, Any]) -> dict[str, dict[str, Any]]:
     }
 
 
+def two_versions(tmp_path: Path, cli: Callable[..., Result]) -> tuple[Path, Path]:
+    """A workspace's config, after a base and an update, and the update's version folder."""
+    folder = tmp_path / "ws"
+    write_workspace(folder, ("b.txt",))
+    config = folder / "config.yaml"
+    assert cli("add-corpus", config).code == 0
+    return config, folder / "store" / "versions" / "v0002"
+
+
 @pytest.mark.parametrize("forgery", ["another class", "a function", "an array outside",
                                      "__scipys", "a nested object", "an unknown marker"])
 def test_a_forged_json_model_is_refused(tmp_path: Path, cli: Callable[..., Result],
                                         forgery: str) -> None:
     import hashlib
 
-    folder = tmp_path / "ws"
-    write_workspace(folder, ("b.txt",))
-    config = folder / "config.yaml"
-    assert cli("add-corpus", config).code == 0
-    version = folder / "store" / "versions" / "v0002"
+    config, version = two_versions(tmp_path, cli)
     document = forged_documents(json.loads((version / "model").read_text()))[forgery]
     data = json.dumps(document).encode()
     (version / "model").write_bytes(data)
@@ -429,7 +434,7 @@ def test_a_forged_json_model_is_refused(tmp_path: Path, cli: Callable[..., Resul
     meta["files"]["model"] = hashlib.sha256(data).hexdigest()
     (version / "meta.json").write_text(json.dumps(meta))
     for args in (["export", config, "--format", "word2vec-text", "--output", tmp_path / "o"],
-                 ["evaluate", config], ["add-corpus", config, folder / "c.txt"]):
+                 ["evaluate", config], ["add-corpus", config, config.parent / "c.txt"]):
         result = cli(*args)
         assert result.code == 65, (args, result.err)
 
@@ -438,11 +443,7 @@ def test_an_object_array_in_a_version_is_refused(tmp_path: Path,
                                                  cli: Callable[..., Result]) -> None:
     import hashlib
 
-    folder = tmp_path / "ws"
-    write_workspace(folder, ("b.txt",))
-    config = folder / "config.yaml"
-    assert cli("add-corpus", config).code == 0
-    version = folder / "store" / "versions" / "v0002"
+    config, version = two_versions(tmp_path, cli)
     marker = tmp_path / "PWNED"
     for name in ("model.array-0.npy", "model.syn1neg.npy"):
         backup = (version / name).read_bytes()
@@ -660,11 +661,7 @@ def test_a_version_naming_an_extra_array_is_refused(tmp_path: Path,
                                                     cli: Callable[..., Result]) -> None:
     import hashlib
 
-    folder = tmp_path / "ws"
-    write_workspace(folder, ("b.txt",))
-    config = folder / "config.yaml"
-    assert cli("add-corpus", config).code == 0
-    version = folder / "store" / "versions" / "v0002"
+    config, version = two_versions(tmp_path, cli)
     document = json.loads((version / "model").read_text())
     document["object"]["attrs"]["__numpys"].append("extra")
     data = json.dumps(document).encode()
