@@ -42,6 +42,14 @@ _SECRET_PARAMS = re.compile(
 )
 _GLOB_CHARS = re.compile(r"[*?\[]")
 _SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://")
+# A scheme however many slashes follow it (``https:/h``, ``https:h``, ``https:\\h``), and the
+# first segment after them: where a user-info part would be. Two letters at least: one
+# would be a Windows drive.
+_LOOSE = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]+):([/\\]*)([^/\\?#]*)")
+# Schemes that name a network location: with other than two slashes they are malformed
+# (``https:/host/x``), and libraries read them in different ways.
+_URL_SCHEMES = frozenset({*REMOTE_SCHEMES, "s3a", "s3n", "s3u", "gcs", "ftp", "ftps", "webdav",
+                          "webdavs", "smb", "abfs", "abfss", "wasb", "wasbs", "az", "adl"})
 # A URL inside free text (a library's log line or error message).
 _URL_IN_TEXT = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>`]+")
 # C0 and C1 controls, DEL, and the Unicode line/paragraph separators and bidi controls
@@ -91,8 +99,46 @@ def _query_pairs(query: str) -> list[tuple[str, str]]:
     return parse_qsl(query, keep_blank_values=True)
 
 
+def _loose(uri: str) -> re.Match[str] | None:
+    """The scheme, slashes and first segment of a URI-like ``uri`` (any number of slashes),
+    or None for a local path (or ``gensim-test:``)."""
+    if uri.startswith(GENSIM_TEST_SCHEME):
+        return None
+    m = _LOOSE.match(uri)
+    if m is None or not (m.group(2) or "@" in m.group(3)):
+        return None  # 'notes:v2.txt' is a file name; 'x:/...' and 'x:u@h' are URIs
+    return m
+
+
+def _userinfo_span(uri: str) -> tuple[int, int] | None:
+    """Where the user-info part is (``user:secret`` of ``scheme:[//]user:secret@host``)."""
+    m = _loose(uri)
+    if m is None or "@" not in m.group(3):
+        return None
+    return m.start(3), m.start(3) + m.group(3).rindex("@")
+
+
+def _is_bare_secret(component: str) -> bool:
+    """A query component without '=' (``?ghp_abc``): a value with no name, so a secret
+    unless it is one of the harmless flags (``?download``)."""
+    return "=" not in component and unquote_plus(component).lower() not in HARMLESS_PARAMS
+
+
+def malformed_problem(uri: str) -> str | None:
+    """Why ``uri`` is a network URL written wrongly (``https:/host/x``, ``s3:bucket/x``),
+    or None. (A local name that starts so is written ``./s3:bucket``.)"""
+    m = _LOOSE.match(uri)
+    if m is not None and m.group(1).lower() in _URL_SCHEMES and m.group(2) != "//":
+        return (f"it is not a well-formed {m.group(1).lower()} URL: write "
+                f"{m.group(1).lower()}://host/path (two slashes)")
+    return None
+
+
 def credential_problem(uri: str) -> str | None:
-    """Why ``uri`` may not be used as it is (it carries a secret), or None. Any scheme."""
+    """Why ``uri`` may not be used as it is (it carries a secret), or None. Any scheme,
+    however many slashes follow it."""
+    if _userinfo_span(uri) is not None:
+        return "it carries credentials in its user-info part (user:secret@host)"
     if not _has_authority(uri):
         return None
     parts = urlsplit(uri)
@@ -107,41 +153,77 @@ def credential_problem(uri: str) -> str | None:
 def redact(uri: str) -> str:
     """An ASCII-safe, printable rendering of ``uri`` that shows no secret.
 
-    For every scheme: the user-info part is masked, the value of every query
-    parameter not known to be harmless is masked, and so is a fragment.
+    For every scheme, however many slashes follow it: the user-info part is
+    masked, the value of every query parameter not known to be harmless is
+    masked, a component with no ``=`` (a bare token) whole unless it is a
+    harmless name, and so is a fragment.
     Masking twice gives the same text, so a redacted URI (as the lineage
     records it) redacts to itself.
     """
     text = uri
+    span = _userinfo_span(uri)
+    if span is not None:
+        text = f"{uri[:span[0]]}***{uri[span[1]:]}"
     if _has_authority(uri):
-        parts = urlsplit(uri)
+        parts = urlsplit(text)
         netloc = parts.netloc
         if "@" in netloc:
             netloc = "***@" + netloc.rsplit("@", 1)[-1]
-        query = "&".join(
-            (f"{k}={v}" if k.lower() in HARMLESS_PARAMS or v == "***" else f"{k}=***")
-            if v else k
-            for k, v in _query_pairs(parts.query)
-        )
-        text = f"{parts.scheme}://{netloc}{parts.path}" + (f"?{query}" if query else "")
+        text = f"{parts.scheme}://{netloc}{parts.path}" + _masked_query(parts.query)
         if parts.fragment:
             text += "#***"
+    elif _loose(uri) is not None:  # 'https:/h/x?q#f': masked the same way, kept as written
+        head, hashed, _ = text.partition("#")
+        head, _, query = head.partition("?")
+        text = head + _masked_query(query) + ("#***" if hashed else "")
     return printable(text).encode("ascii", "backslashreplace").decode("ascii")
+
+
+def _masked_query(query: str) -> str:
+    """``?query`` with every value not known to be harmless masked ('' for none)."""
+    shown = []
+    for component in query.split("&") if query else []:
+        if not component:
+            continue
+        if _is_bare_secret(component):
+            shown.append("***")
+            continue
+        pairs = _query_pairs(component)
+        if not pairs:  # '=x': a value without a name
+            shown.append("=***")
+            continue
+        k, v = pairs[0]
+        if "=" not in component or not v:
+            shown.append(k)
+        elif k.lower() in HARMLESS_PARAMS or v == "***":
+            shown.append(f"{k}={v}")
+        else:
+            shown.append(f"{k}=***")
+    return f"?{'&'.join(shown)}" if shown else ""
 
 
 def secrets_of(uri: str) -> list[str]:
     """Every secret-looking part of ``uri`` (user-info, masked query values, fragment),
     raw and percent-decoded: the strings that must never be printed."""
-    if not _has_authority(uri):
-        return []
-    parts = urlsplit(uri)
     found: list[str] = []
+    span = _userinfo_span(uri)
+    if span is not None:
+        userinfo = uri[span[0]:span[1]]
+        found += [userinfo, *userinfo.split(":", 1)]
+    if not _has_authority(uri):
+        if _loose(uri) is None:
+            return []
+        parts = urlsplit(uri.split(":", 1)[0] + "://" + uri.split(":", 1)[1].lstrip("/\\"))
+    else:
+        parts = urlsplit(uri)
     if "@" in parts.netloc:
         userinfo = parts.netloc.rsplit("@", 1)[0]
         found += [userinfo, *userinfo.split(":", 1)]
     for pair in parts.query.split("&"):
         name, _, value = pair.partition("=")
-        if unquote_plus(name).lower() not in HARMLESS_PARAMS:
+        if _is_bare_secret(pair):
+            found.append(pair)
+        elif unquote_plus(name).lower() not in HARMLESS_PARAMS:
             found.append(value)
     if parts.fragment:
         found.append(parts.fragment)
@@ -198,7 +280,7 @@ _RAW_IN_URL = re.compile(r"[\x00-\x20\x7f]")
 
 def uri_problem(uri: str) -> str | None:
     """Why ``uri`` may not be used (a secret in it, a character a URL cannot hold), or None."""
-    problem = credential_problem(uri)
+    problem = credential_problem(uri) or malformed_problem(uri)
     if problem:
         return problem
     if is_remote(uri) and _RAW_IN_URL.search(uri):

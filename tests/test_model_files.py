@@ -369,10 +369,17 @@ def test_a_side_file_that_would_run_code_is_refused_everywhere(
     write_workspace(folder, ("b.txt",))
     config = folder / "config.yaml"
     assert cli("add-corpus", config).code == 0
+    good = tmp_path / "good.kv"  # the project's own export, on the other side
+    assert cli("export", config, "--version", "v1", "--format", "keyedvectors",
+               "--output", good).code == 0
     for args in (["align", path, path, "--output", tmp_path / "o.kv"],
+                 ["merge", path, path, "--output", tmp_path / "m.kv"],
+                 ["merge", good, path, "--output", tmp_path / "m.kv"],
+                 ["merge", path, good, "--output", tmp_path / "m.kv"],
                  ["compare", config, path, "v1"]):
         result = cli(*args)
         assert result.code == 65, (args, result.err)
+        assert not (tmp_path / "m.kv").exists() and not (tmp_path / "o.kv").exists()
     if attack != "__scipys on KeyedVectors":  # a base model is a full model
         (folder / "base.yaml").write_text(
             f"store: store2\n{TINY_MODEL}base: {{model: '{path}'}}\n".replace("window: 2",
@@ -404,17 +411,22 @@ def forged_documents(model_json: dict[str, Any]) -> dict[str, dict[str, Any]]:
     }
 
 
+def two_versions(tmp_path: Path, cli: Callable[..., Result]) -> tuple[Path, Path]:
+    """A workspace's config, after a base and an update, and the update's version folder."""
+    folder = tmp_path / "ws"
+    write_workspace(folder, ("b.txt",))
+    config = folder / "config.yaml"
+    assert cli("add-corpus", config).code == 0
+    return config, folder / "store" / "versions" / "v0002"
+
+
 @pytest.mark.parametrize("forgery", ["another class", "a function", "an array outside",
                                      "__scipys", "a nested object", "an unknown marker"])
 def test_a_forged_json_model_is_refused(tmp_path: Path, cli: Callable[..., Result],
                                         forgery: str) -> None:
     import hashlib
 
-    folder = tmp_path / "ws"
-    write_workspace(folder, ("b.txt",))
-    config = folder / "config.yaml"
-    assert cli("add-corpus", config).code == 0
-    version = folder / "store" / "versions" / "v0002"
+    config, version = two_versions(tmp_path, cli)
     document = forged_documents(json.loads((version / "model").read_text()))[forgery]
     data = json.dumps(document).encode()
     (version / "model").write_bytes(data)
@@ -422,7 +434,7 @@ def test_a_forged_json_model_is_refused(tmp_path: Path, cli: Callable[..., Resul
     meta["files"]["model"] = hashlib.sha256(data).hexdigest()
     (version / "meta.json").write_text(json.dumps(meta))
     for args in (["export", config, "--format", "word2vec-text", "--output", tmp_path / "o"],
-                 ["evaluate", config], ["add-corpus", config, folder / "c.txt"]):
+                 ["evaluate", config], ["add-corpus", config, config.parent / "c.txt"]):
         result = cli(*args)
         assert result.code == 65, (args, result.err)
 
@@ -431,11 +443,7 @@ def test_an_object_array_in_a_version_is_refused(tmp_path: Path,
                                                  cli: Callable[..., Result]) -> None:
     import hashlib
 
-    folder = tmp_path / "ws"
-    write_workspace(folder, ("b.txt",))
-    config = folder / "config.yaml"
-    assert cli("add-corpus", config).code == 0
-    version = folder / "store" / "versions" / "v0002"
+    config, version = two_versions(tmp_path, cli)
     marker = tmp_path / "PWNED"
     for name in ("model.array-0.npy", "model.syn1neg.npy"):
         backup = (version / name).read_bytes()
@@ -457,3 +465,213 @@ def test_a_legitimate_gensim_3_model_still_loads() -> None:
     for name in ("model-from-gensim-3.8.0.w2v", "old_keyedvectors_320.dat", "word2vec_old"):
         loaded = load_vectors(f"gensim-test:{name}")
         assert len(loaded.kv) > 0
+
+
+# --- hostile pickles: a state (BUILD) given to something the file did not make -----------
+
+
+def _global(module: str, name: str) -> bytes:
+    return b"c" + module.encode() + b"\n" + name.encode() + b"\n"
+
+
+def _str(text: str) -> bytes:
+    return b"X" + len(text).to_bytes(4, "little") + text.encode()
+
+
+_PWN = b"}" + _str("pwned") + b"K\x01s"  # {"pwned": 1}
+_SLOTS = b"N" + _PWN + b"\x86b"  # (None, {"pwned": 1}): setattr for each item
+_DICT_AND_SLOTS = b"}" + _PWN + b"\x86b"  # ({}, {"pwned": 1})
+
+BUILD_ATTACKS: dict[str, bytes] = {
+    # 53 bytes: Word2Vec.pwned = 1 for the whole process
+    "slots on Word2Vec": _global("gensim.models.word2vec", "Word2Vec") + _SLOTS,
+    "dict and slots on Word2Vec": _global("gensim.models.word2vec", "Word2Vec")
+    + _DICT_AND_SLOTS,
+    "a memo'd Word2Vec": _global("gensim.models.word2vec", "Word2Vec") + b"q\x00h\x00"
+    + _SLOTS + b"0",
+    "slots on KeyedVectors": _global("gensim.models.keyedvectors", "KeyedVectors") + _SLOTS,
+    "slots on an alias": _global("gensim.models.keyedvectors", "Word2VecKeyedVectors")
+    + _DICT_AND_SLOTS,
+    "slots on FastText": _global("gensim.models.fasttext", "FastText") + _SLOTS,
+    "a gensim 3 part": _global("gensim.models.word2vec", "Word2VecTrainables") + _SLOTS,
+    # numpy.memmap's inherited __setstate__, called on the class itself
+    "state on numpy.memmap": _global("numpy", "memmap")
+    + b"(K\x01K\x01\x85" + _global("numpy", "dtype") + b"X\x02\x00\x00\x00f8\x89\x88\x87R"
+    + b"(K\x03X\x01\x00\x00\x00<NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tb\x89C\x08"
+    + b"\x00" * 8 + b"tb",
+    "slots on numpy.ndarray": _global("numpy", "ndarray") + _SLOTS,
+    "dict on a function": _global("copyreg", "_reconstructor") + _PWN + b"b",
+    "dict on gensim's call_on_class_only": _global("gensim.utils", "call_on_class_only")
+    + _PWN + b"b",
+    "dict on numpy's random ctor": _global("numpy.random._pickle", "__randomstate_ctor")
+    + _PWN + b"b",
+    "slots on object": _global("builtins", "object") + _SLOTS,
+    "slots on dict": _global("builtins", "dict") + _SLOTS,
+    # numpy's shared float64 dtype (copy=False), given a big-endian state
+    "numpy's shared dtype": _global("numpy", "dtype") + b"X\x02\x00\x00\x00f8\x89\x89\x87R"
+    + b"(K\x03X\x01\x00\x00\x00>NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tb",
+    # a model made here, but its state changes its class or how the next state applies
+    "__class__ in the slots of a new Word2Vec": _global("gensim.models.word2vec", "Word2Vec")
+    + b")\x81N}" + _str("__class__") + _global("gensim.models.fasttext", "FastText")
+    + b"s\x86b",
+    "__setstate__ in the dict of a new Word2Vec": _global("gensim.models.word2vec",
+                                                          "Word2Vec")
+    + b")\x81}" + _str("__setstate__") + _global("numpy", "memmap") + b"sb",
+    "a second state for one object": _global("gensim.models.word2vec", "Word2Vec")
+    + b")\x81" + _PWN + b"b" + _PWN + b"b",
+}
+
+
+def _globals_now() -> list[Any]:
+    import copyreg as copyreg_module
+
+    from gensim.models.word2vec import Word2VecTrainables
+    from gensim.utils import call_on_class_only
+    from numpy.random import _pickle as random_pickle
+
+    holders = [Word2Vec, KeyedVectors, FastText, Word2VecTrainables, np.memmap, np.ndarray]
+    functions = [copyreg_module._reconstructor, call_on_class_only,  # type: ignore[attr-defined]
+                 random_pickle.__randomstate_ctor]
+    return [*(dict(vars(c)) for c in holders), *(dict(vars(f)) for f in functions),
+            np.dtype("f8").str, np.dtype(np.float64).byteorder, hasattr(object, "pwned")]
+
+
+@pytest.mark.parametrize("name", list(BUILD_ATTACKS))
+def test_a_state_for_a_class_or_a_global_is_refused(tmp_path: Path, name: str) -> None:
+    before = _globals_now()
+    path = tmp_path / "evil.model"
+    path.write_bytes(b"\x80\x02" + BUILD_ATTACKS[name] + b".")
+    try:
+        with pytest.raises(DataError) as info:
+            load_saved(path)
+        assert "it was not loaded" in str(info.value)
+        assert _globals_now() == before
+        assert not hasattr(Word2Vec, "pwned")
+    finally:
+        for cls in (Word2Vec, KeyedVectors, FastText):  # never leak into the other tests
+            if "pwned" in vars(cls):
+                delattr(cls, "pwned")
+
+
+def test_the_state_attack_is_real(tmp_path: Path) -> None:
+    """Counter-check: plain pickle sets Word2Vec.pwned for the whole process."""
+    data = b"\x80\x02" + BUILD_ATTACKS["slots on Word2Vec"] + b"."
+    script = ("import pickle\nfrom gensim.models import Word2Vec\n"
+              f"pickle.loads({data!r})\nprint(Word2Vec.pwned)\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120, env=package_env())
+    assert done.stdout.strip() == "1", done.stderr
+
+
+# --- side files the model does not need --------------------------------------------------
+
+
+def unneeded_side_files(tmp_path: Path) -> dict[str, Path]:
+    """Real gensim files naming a plain-array side file (or a part) their class never has."""
+    from gensim.models.word2vec import Word2VecTrainables
+
+    plain = np.arange(6, dtype=np.float32)
+    tmp_path.mkdir(exist_ok=True)
+    found = {}
+
+    def model_with(name: str, change: Callable[[Any], None], *arrays: str,
+                   kv: bool = False) -> None:
+        path = tmp_path / f"{name.replace(' ', '_')}.{'kv' if kv else 'model'}"
+        if kv:
+            small().wv.save(str(path), sep_limit=0)
+        else:
+            small().save(str(path), sep_limit=0)
+        tamper(path, change)
+        for array in arrays:
+            np.save(f"{path}.{array}.npy", plain, allow_pickle=False)
+        found[name] = path
+
+    def add(key: str, attr: str, on_wv: bool = False) -> Callable[[Any], None]:
+        def change(o: Any) -> None:
+            target = vars(o.wv if on_wv else o)
+            target[key] = [*target.get(key, []), attr]
+        return change
+
+    model_with("an extra array on the model", add("__numpys", "extra"), "extra")
+    model_with("a vectors array on the model", add("__numpys", "vectors"), "vectors")
+    model_with("a model array on KeyedVectors", add("__numpys", "syn1neg"), "syn1neg", kv=True)
+    model_with("an extra array on KeyedVectors", add("__numpys", "index_to_key"),
+               "index_to_key", kv=True)
+    model_with("an extra array on its wv", add("__numpys", "key_to_index", on_wv=True),
+               "wv.key_to_index")
+    model_with("an extra ignored name", add("__ignoreds", "random"))
+    model_with("an extra ignored name on its wv", add("__ignoreds", "index_to_key", on_wv=True))
+
+    def wv_is_a_model(o: Any) -> None:
+        o.wv = small()
+
+    model_with("a wv that is a whole model", wv_is_a_model)
+
+    def trainables_on_kv(o: Any) -> None:
+        o.trainables = Word2VecTrainables.__new__(Word2VecTrainables)
+        vars(o)["__recursive_saveloads"] = ["trainables"]
+
+    model_with("a part on KeyedVectors", trainables_on_kv, kv=True)
+    model_with("an extra part on the model", add("__recursive_saveloads", "extra"))
+    return found
+
+
+UNNEEDED = ["an extra array on the model", "a vectors array on the model",
+            "a model array on KeyedVectors", "an extra array on KeyedVectors",
+            "an extra array on its wv", "an extra ignored name", "an extra ignored name on its wv",
+            "a wv that is a whole model", "a part on KeyedVectors", "an extra part on the model"]
+
+
+@pytest.mark.parametrize("name", UNNEEDED)
+def test_a_side_file_the_model_does_not_need_is_refused(tmp_path: Path, name: str) -> None:
+    path = unneeded_side_files(tmp_path)[name]
+    for load in (lambda: load_vectors(str(path)), lambda: load_saved(path)):
+        with pytest.raises(DataError) as info:
+            load()
+        assert "it was not loaded" in str(info.value), str(info.value)
+
+
+def test_unneeded_side_files_are_refused_by_align_merge_and_compare(
+    tmp_path: Path, cli: Callable[..., Result]
+) -> None:
+    folder = tmp_path / "ws"
+    write_workspace(folder, ("b.txt",))
+    config = folder / "config.yaml"
+    assert cli("add-corpus", config).code == 0
+    good = tmp_path / "good.kv"
+    assert cli("export", config, "--version", "v1", "--format", "keyedvectors",
+               "--output", good).code == 0
+    for name, path in unneeded_side_files(tmp_path / "files").items():
+        for args in (["align", path, good, "--output", tmp_path / "o.kv"],
+                     ["merge", good, path, "--output", tmp_path / "m.kv"],
+                     ["compare", config, path, "v1"]):
+            result = cli(*args)
+            assert result.code == 65, (name, args[0], result.err)
+            assert "does not have" in result.err or "not loaded" in result.err, result.err
+        assert not (tmp_path / "m.kv").exists() and not (tmp_path / "o.kv").exists()
+
+
+def test_the_unneeded_side_file_is_read_by_gensim(tmp_path: Path) -> None:
+    """Counter-check: gensim's own loader sets the attribute from the planted array."""
+    path = unneeded_side_files(tmp_path)["an extra array on KeyedVectors"]
+    assert isinstance(KeyedVectors.load(str(path)).index_to_key, np.ndarray)
+
+
+def test_a_version_naming_an_extra_array_is_refused(tmp_path: Path,
+                                                    cli: Callable[..., Result]) -> None:
+    import hashlib
+
+    config, version = two_versions(tmp_path, cli)
+    document = json.loads((version / "model").read_text())
+    document["object"]["attrs"]["__numpys"].append("extra")
+    data = json.dumps(document).encode()
+    (version / "model").write_bytes(data)
+    np.save(version / "model.extra.npy", np.zeros(3), allow_pickle=False)
+    meta = json.loads((version / "meta.json").read_text())
+    meta["files"]["model"] = hashlib.sha256(data).hexdigest()
+    meta["files"]["model.extra.npy"] = hashlib.sha256(
+        (version / "model.extra.npy").read_bytes()).hexdigest()
+    (version / "meta.json").write_text(json.dumps(meta))
+    result = cli("evaluate", config)
+    assert result.code == 65, result.err
+    assert "extra" in result.err

@@ -64,6 +64,71 @@ def test_query_values_are_masked_unless_the_parameter_is_known_to_be_harmless(
     assert SECRET.replace("-", "%2D") not in scrub(text, uri)
 
 
+@pytest.mark.parametrize(("query", "shown"), [
+    ("ghp_ABCDEF123456", "***"),
+    (SECRET, "***"),
+    (f"page=2&{SECRET}", "page=2&***"),
+    (f"{SECRET}&download", "***&download"),
+    (f"format=csv&{SECRET}&raw", "format=csv&***&raw"),
+    (SECRET.replace("S", "%53"), "***"),
+    (SECRET.replace("-", "+"), "***"),
+    (f"={SECRET}", "=***"),
+    (f"{SECRET}&{SECRET}x", "***&***"),
+    ("download", "download"),
+    ("DOWNLOAD&page=1", "DOWNLOAD&page=1"),
+])
+def test_a_query_component_without_a_name_is_masked_unless_harmless(
+    query: str, shown: str
+) -> None:
+    uri = f"https://h.example/x.txt?{query}"
+    assert redact(uri) == f"https://h.example/x.txt?{shown}"
+    assert redact(redact(uri)) == redact(uri)
+    text = f"GET /x.txt?{query} failed; see {uri}"
+    for secret in (SECRET, SECRET.replace("-", "+"), SECRET.replace("-", " ")):
+        assert secret not in scrub(text, uri), scrub(text, uri)
+        assert secret not in redact(uri)
+
+
+LOOSE_FORMS = ["{scheme}:/{userinfo}@host.example/dir/f.txt",  # one slash
+               "{scheme}:{userinfo}@host.example/dir/f.txt",  # none
+               "{scheme}:///{userinfo}@host.example/dir/f.txt",  # three
+               "{scheme}:\\\\{userinfo}@host.example/dir/f.txt",  # backslashes
+               "{scheme}:\\{userinfo}@host.example",
+               "{scheme}:/{userinfo}@host.example?page=2#frag"]
+
+
+@pytest.mark.parametrize("scheme", ["https", "http", "s3", "s3a", "ftp", "sftp", "file",
+                                    "x-custom+tls"])
+@pytest.mark.parametrize("form", LOOSE_FORMS)
+@pytest.mark.parametrize("userinfo", [f"KEY:{SECRET}", SECRET, f"a@b:{SECRET}"])
+def test_userinfo_after_one_or_no_slash_is_refused_and_redacted(
+    scheme: str, form: str, userinfo: str
+) -> None:
+    uri = form.format(scheme=scheme, userinfo=userinfo)
+    problem = credential_problem(uri)
+    assert problem is not None and SECRET not in problem
+    shown = redact(uri)
+    assert SECRET not in shown and "***@host.example" in shown, shown
+    assert redact(shown) == shown
+    assert SECRET not in scrub(f"failed: {uri} (and {uri[len(scheme):]})", uri)
+
+
+@pytest.mark.parametrize("uri", ["https:/host.example/f.txt", "s3:bucket/f.txt",
+                                 "ftp:///host.example/f.txt", "HTTP:\\\\host/f.txt"])
+def test_a_network_url_without_two_slashes_is_refused(uri: str) -> None:
+    from incremental_w2v.uris import uri_problem
+
+    problem = uri_problem(uri)
+    assert problem is not None and "two slashes" in problem
+
+
+@pytest.mark.parametrize("path", ["notes:v2.txt", "a:b.txt", "C:/data/x.txt", "./x:u@h.txt"])
+def test_a_local_name_with_a_colon_is_not_a_uri(path: str) -> None:
+    from incremental_w2v.uris import uri_problem
+
+    assert uri_problem(path) is None and redact(path) == path
+
+
 def test_a_fragment_is_masked() -> None:
     uri = f"https://h.example/x.txt#access_token={SECRET}"
     assert redact(uri) == "https://h.example/x.txt#***"
@@ -81,50 +146,84 @@ def test_environment_secrets_are_found() -> None:
     assert "/root" not in found and "/work/somewhere" not in found and "short" not in found
 
 
-@pytest.mark.parametrize("where", ["queue", "base", "endpoint", "store", "extra"])
-def test_credentials_in_any_config_uri_are_refused_with_78(
-    tmp_path: Path, cli: Callable[..., Result], where: str
-) -> None:
+def refused_everywhere(tmp_path: Path, cli: Callable[..., Result], where: str, uri: str
+                       ) -> None:
+    """A config with ``uri`` in the place ``where`` says: add-corpus (and validate) exit 78,
+    and the secret shows in no output and no file or folder name."""
     folder = tmp_path / "ws"
     write_workspace(folder, ())
-    uri = f"s3a://AKIA:{SECRET}@bucket/b.txt"
-    text = f"store: store\n{TINY_MODEL}base: {{corpus: a.txt}}\n"
+    text = f"store: store\n{TINY_MODEL}base: {{corpus: a.txt}}\nlog_file: run.log\n"
+    quoted = "'" + uri + "'"
     if where == "queue":
-        text += f"queue: [{{uri: '{uri}'}}]\n"
+        text += f"queue: [{{uri: {quoted}}}]\n"
     elif where == "base":
-        text = text.replace("corpus: a.txt", f"corpus: '{uri}'")
+        text = text.replace("corpus: a.txt", f"corpus: {quoted}")
     elif where == "endpoint":
-        text += f"sources: {{s3_endpoint_url: 'http://AKIA:{SECRET}@127.0.0.1:9'}}\n"
+        text += f"sources: {{s3_endpoint_url: {quoted}}}\n"
     elif where == "store":
-        text = text.replace("store: store", f"store: 'ftp://u:{SECRET}@h/store'")
+        text = text.replace("store: store", f"store: {quoted}")
+    elif where == "publish":
+        text += f"publish: [{{to: {quoted}}}]\n"
+    elif where == "log_file":
+        text = text.replace("log_file: run.log", f"log_file: {quoted}")
     config = folder / "config.yaml"
     config.write_text(text)
     args = ["add-corpus", config] + ([uri] if where == "extra" else [])
     result = cli(*args)
     assert result.code == 78, result.err
     assert SECRET not in result.out + result.err
-    assert "***@" in result.err
+    assert "***@" in result.err, result.err
     if where != "extra":
         checked = cli("validate", config)
-        assert checked.code == 78 and SECRET not in checked.err
+        assert checked.code == 78 and SECRET not in checked.out + checked.err
+    written = [p for p in tmp_path.rglob("*") if p.is_file() and p.name != "config.yaml"]
+    assert SECRET.encode() not in b"".join(p.read_bytes() for p in written)
+    assert SECRET not in "".join(p.name for p in tmp_path.rglob("*"))  # no folder named so
 
 
+@pytest.mark.parametrize("where", ["queue", "base", "endpoint", "store", "extra"])
+def test_credentials_in_any_config_uri_are_refused_with_78(
+    tmp_path: Path, cli: Callable[..., Result], where: str
+) -> None:
+    uri = {"endpoint": f"http://AKIA:{SECRET}@127.0.0.1:9",
+           "store": f"ftp://u:{SECRET}@h/store"}.get(where, f"s3a://AKIA:{SECRET}@bucket/b.txt")
+    refused_everywhere(tmp_path, cli, where, uri)
+
+
+@pytest.mark.parametrize("where", ["queue", "base", "endpoint", "store", "extra", "publish",
+                                   "log_file"])
+@pytest.mark.parametrize("form", ["https:/AKIA:{s}@h.example/b.txt",
+                                  "https:AKIA:{s}@h.example/b.txt",
+                                  "s3a:///AKIA:{s}@bucket/b.txt",
+                                  "ftp:\\\\u:{s}@h.example/b.txt"])
+def test_malformed_uris_with_credentials_are_refused_with_78(
+    tmp_path: Path, cli: Callable[..., Result], where: str, form: str
+) -> None:
+    refused_everywhere(tmp_path, cli, where, form.format(s=SECRET))
+
+
+@pytest.mark.parametrize(("query", "recorded"), [
+    (f"dataset={SECRET}&page=2", "dataset=***&page=2"),
+    (SECRET, "b.txt?***"),  # a bare value (a token with no name)
+    (f"page=2&{SECRET}", "page=2&***"),
+])
 def test_query_secrets_never_reach_any_output(
-    tmp_path: Path, http_root: tuple[str, Path], cli: Callable[..., Result]
+    tmp_path: Path, http_root: tuple[str, Path], cli: Callable[..., Result], query: str,
+    recorded: str
 ) -> None:
     """A corpus whose URL holds an opaque value: it is read, and the value shows nowhere."""
     base_url, root = http_root
     folder = tmp_path / "ws"
     write_workspace(folder, ())
     (root / "b.txt").write_bytes((folder / "b.txt").read_bytes())
-    uri = f"{base_url}/b.txt?dataset={SECRET}&page=2"
+    uri = f"{base_url}/b.txt?{query}"
     config = folder / "config.yaml"
     config.write_text(config.read_text() + f"log_file: run.log\nqueue:\n  - uri: '{uri}'\n")
     outputs = []
     run = run_subprocess("add-corpus", config, "--json", "--debug")  # urllib3 logs each GET
     assert run.returncode == 0, run.stderr
     outputs += [run.stdout, run.stderr]
-    assert "dataset=***&page=2" in run.stdout  # the corpus as the lineage records it
+    assert recorded in run.stdout  # the corpus as the lineage records it
     again = run_subprocess("add-corpus", config, "--json", "--debug")
     assert again.returncode == 0, again.stderr
     assert json.loads(again.stdout)["applied"] == []  # recognised under its redacted name

@@ -67,13 +67,45 @@ def _foreign_manifest(folder: Path) -> None:
     (folder / "versions" / "1.0.0").mkdir()
 
 
+def _empty_manifest(folder: Path) -> None:
+    (folder / "manifest.json").write_text("{}")  # parses as a manifest with defaults
+
+
+def _manifest_without_versions(folder: Path) -> None:
+    (folder / "manifest.json").write_text(
+        '{"format_version": 1, "current": null, "versions": [], "events": []}')
+    (folder / "versions").mkdir()
+    (folder / "notes.txt").write_text("mine")
+
+
+def _manifest_with_some_keys(folder: Path) -> None:
+    (folder / "manifest.json").write_text('{"format_version": 1, "events": []}')
+    (folder / "data.csv").write_text("a,b\n")
+
+
+def _manifest_naming_a_missing_current(folder: Path) -> None:
+    (folder / "manifest.json").write_text(json.dumps({
+        "format_version": 1, "current": "v0009", "events": [], "versions": [
+            {"version": "v0001", "created_at": "2026-01-01T00:00:00+00:00", "parent": None,
+             "kind": "base", "status": "committed", "added": ["a.txt"]}]}))
+
+
+def _manifest_of_an_empty_list(folder: Path) -> None:
+    (folder / "manifest.json").write_text("[]")
+    (folder / "versions").mkdir()
+
+
 def _lock_only(folder: Path) -> None:
     (folder / ".lock").write_text("")  # a lock file alone does not make a store
 
 
 FOREIGN = {"user files": _files, "a versions folder": _versions,
            "names incw2v uses": _lookalikes, "another tool's manifest.json": _foreign_manifest,
-           "a lock file": _lock_only}
+           "a lock file": _lock_only, "an empty manifest.json": _empty_manifest,
+           "a manifest without versions": _manifest_without_versions,
+           "a manifest with some keys": _manifest_with_some_keys,
+           "a manifest whose current is not listed": _manifest_naming_a_missing_current,
+           "a manifest that is a list": _manifest_of_an_empty_list}
 
 
 @pytest.mark.parametrize("fill", FOREIGN.values(), ids=FOREIGN.keys())
@@ -292,3 +324,79 @@ def test_a_store_from_before_markers_keeps_working_and_gets_one(
     assert cli("add-corpus", config, config.parent / "c.txt").code == 0
     assert (store / STORE_MARKER).is_file()
     assert committed(store) == ["v0001", "v0002", "v0003"]
+
+
+@pytest.mark.parametrize("manifest", ["{}", '{"format_version": 1}',
+                                      '{"format_version": 1, "current": null, "versions": [], '
+                                      '"events": []}'])
+def test_versions_beside_a_manifest_that_lists_none_are_damaged_not_adopted(
+    tmp_path: Path, cli: Callable[..., Result], manifest: str
+) -> None:
+    """A store whose marker is gone and whose manifest.json parses but is no 0.1.x manifest:
+    not adopted (and never marked), refused as damaged; repair brings the versions back."""
+    config = workspace(tmp_path)
+    store = config.parent / "store"
+    assert cli("add-corpus", config).code == 0
+    (store / STORE_MARKER).unlink()
+    (store / "manifest.json").write_text(manifest)
+    before = every_file(store)
+    for command in (["add-corpus", config], ["status", config], ["history", config],
+                    ["prune", config, "--keep", "1"]):
+        result = cli(*command)
+        assert result.code == 65, (command[0], result.err)
+        assert "damaged" in result.err and "repair" in result.err, result.err
+        assert every_file(store) == before, command[0]
+    assert cli("repair", config).code == 0
+    assert committed(store) == ["v0001", "v0002"]
+    assert cli("status", config).code == 0
+
+
+# -- a remote store's cache -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cache", [
+    "other",  # a store itself
+    "other/versions/v0001",
+    "other/cache",
+    "link/cache",  # through a symbolic link to a store
+    "old/sub",  # a store from before markers
+    "caches/0123456789abcdef/x",  # inside another store's cache
+    "env:other/c",  # $INCW2V_CACHE_DIR
+    "env:link",
+])
+def test_a_cache_inside_a_store_fails_validate(
+    tmp_path: Path, cli: Callable[..., Result], monkeypatch: pytest.MonkeyPatch, cache: str
+) -> None:
+    """The local cache of a remote store never goes inside a store (or another cache)."""
+    monkeypatch.delenv("INCW2V_CACHE_DIR", raising=False)
+    other = workspace(tmp_path / "o")
+    assert cli("add-corpus", other).code == 0
+    config = workspace(tmp_path, store="s3://bucket/lineage")
+    folder = config.parent
+    shutil.copytree(other.parent / "store", folder / "other")
+    shutil.copytree(other.parent / "store", folder / "old")
+    (folder / "old" / STORE_MARKER).unlink()
+    (folder / "link").symlink_to(folder / "other")
+    from incremental_w2v.store.cache import Cache
+
+    Cache(folder / "caches" / "0123456789abcdef", 1 << 30, "s3://bucket/x")
+    if cache.startswith("env:"):
+        monkeypatch.setenv("INCW2V_CACHE_DIR", str(folder / cache[len("env:"):]))
+    else:
+        config.write_text(config.read_text() + f"store_options: {{cache_dir: '{cache}'}}\n")
+    before = {name: every_file(folder / name) for name in ("other", "old", "caches")}
+    for command in ("validate", "status", "add-corpus"):
+        result = cli(command, config)
+        assert result.code == 78, (command, result.err)
+        assert "would be inside the incw2v store" in result.err and "hint:" in result.err
+    assert {name: every_file(folder / name) for name in before} == before
+
+
+def test_a_cache_outside_every_store_passes_validate(
+    tmp_path: Path, cli: Callable[..., Result], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("INCW2V_CACHE_DIR", raising=False)
+    config = workspace(tmp_path, store="s3://bucket/lineage")
+    config.write_text(config.read_text() + "store_options: {cache_dir: cache}\n")
+    result = cli("validate", config)
+    assert result.code == 0, result.err

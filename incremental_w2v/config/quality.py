@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from incremental_w2v.config.base import Strict
+from incremental_w2v.config.base import INT32_MAX, Strict
 
 BUNDLED_PAIRS = {"wordsim353": "wordsim353.tsv", "simlex999": "simlex999.txt"}
 BUNDLED_ANALOGIES = {"analogies": "questions-words.txt"}
@@ -32,7 +32,7 @@ class EvaluationSettings(Strict):
     enabled: bool = True
     sets: list[BundledName] = Field(default_factory=lambda: list(BUNDLED))  # type: ignore[arg-type]
     restrict_vocab: int | None = Field(
-        30000, ge=1,
+        30000, ge=1, le=INT32_MAX,
         description="analogies: only the N most frequent words by cumulative count",
     )
     case_insensitive: bool = True
@@ -66,13 +66,16 @@ class DriftSettings(Strict):
         default_factory=lambda: [1000, 10000, 100000],
         description="frequency-rank band edges for the summaries",
     )
-    sample: int = Field(1000, ge=10, description="shared words whose neighbours are compared")
+    sample: int = Field(1000, ge=10, le=INT32_MAX,
+                        description="shared words whose neighbours are compared")
     neighbour_vocab: int = Field(
-        50000, ge=10, description="neighbours are searched among the N most frequent words"
+        50000, ge=10, le=INT32_MAX,
+        description="neighbours are searched among the N most frequent words"
     )
-    moved: int = Field(10, ge=0, description="how many most-moved words to list")
+    moved: int = Field(10, ge=0, le=INT32_MAX, description="how many most-moved words to list")
     moved_from: int = Field(
-        10000, ge=1, description="most-moved words are picked among the N most frequent"
+        10000, ge=1, le=INT32_MAX,
+        description="most-moved words are picked among the N most frequent"
     )
     record: bool = Field(True, description="record drift against the parent in every version")
 
@@ -81,13 +84,15 @@ class DriftSettings(Strict):
     def _increasing(cls, value: list[int]) -> list[int]:
         if any(b <= 0 for b in value) or value != sorted(set(value)):
             raise ValueError("band edges must be positive and strictly increasing")
+        if any(b > INT32_MAX for b in value):  # numpy would hold them as Python objects
+            raise ValueError(f"band edges must be at most {INT32_MAX} (more than any vocabulary)")
         return value
 
     @field_validator("anchors")
     @classmethod
     def _anchors(cls, value: int | str) -> int | str:
-        if isinstance(value, int) and value < 2:
-            raise ValueError("need at least 2 anchor words")
+        if isinstance(value, int) and not 2 <= value <= INT32_MAX:
+            raise ValueError(f"need at least 2 anchor words, and at most {INT32_MAX}")
         return value
 
 
@@ -107,8 +112,9 @@ class Gate(Strict):
 class RebuildSettings(Strict):
     """``rebuild:``: when ``add-corpus`` retrains from scratch on its own."""
 
-    every: int | None = Field(None, ge=1, description="after every N updates since the last "
-                              "rebuild (or the base)")
+    every: int | None = Field(None, ge=1, le=INT32_MAX,
+                              description="after every N updates since the last rebuild (or "
+                              "the base)")
     max_drift: float | None = Field(
         None, gt=0, le=2,
         description="when 1 - median aligned cosine against the last rebuild exceeds this",

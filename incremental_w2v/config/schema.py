@@ -35,7 +35,13 @@ from incremental_w2v.errors import ConfigError, IncW2VError, UsageError
 from incremental_w2v.ingest.fingerprint import STALL_TIMEOUT
 from incremental_w2v.ingest.formats.catalog import FormatSettings, TextFormat
 from incremental_w2v.ingest.tokenize import TokenizeSettings
-from incremental_w2v.uris import credential_problem, expand, redact, uri_problem
+from incremental_w2v.uris import (
+    credential_problem,
+    expand,
+    malformed_problem,
+    redact,
+    uri_problem,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -169,7 +175,8 @@ class RehearsalSettings(Strict):
     consolidate_alpha: float = Field(
         0.005, gt=0, le=1, description="learning rate at the start of the consolidation pass"
     )
-    seed: int = Field(1, description="seed of the buffer's sampling and of the replay draw")
+    seed: int = Field(1, ge=0, le=UINT32_MAX,
+                      description="seed of the buffer's sampling and of the replay draw")
 
     @model_validator(mode="before")
     @classmethod
@@ -217,7 +224,7 @@ class SourceSettings(Strict):
     @field_validator("s3_endpoint_url")
     @classmethod
     def _no_endpoint_credentials(cls, value: str | None) -> str | None:
-        problem = credential_problem(value) if value else None
+        problem = (credential_problem(value) or malformed_problem(value)) if value else None
         if problem:
             raise ValueError(
                 f"{redact(value or '')} is refused: {problem}; libraries log the endpoint at "
@@ -247,7 +254,7 @@ class PublishTarget(Strict):
     def _where(cls, value: str) -> str:
         if not value.strip():
             raise ValueError("must not be empty")
-        problem = credential_problem(value)
+        problem = credential_problem(value) or malformed_problem(value)
         if problem:
             raise ValueError(f"{redact(value)} is refused: {problem}")
         scheme = value.split("://", 1)[0].lower() if "://" in value else ""
@@ -268,7 +275,7 @@ class RetentionSettings(Strict):
     """``retention:``: prune old versions' arrays after every commit."""
 
     keep: int | None = Field(
-        None, ge=1,
+        None, ge=1, le=INT32_MAX,
         description="keep the arrays of the newest N versions (and always the current "
         "version, the last rebuild and candidates awaiting review); older versions keep "
         "their lineage record only; null: keep everything",

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, model_validator
 
 from incremental_w2v.config.base import Strict
-from incremental_w2v.uris import credential_problem, redact, scheme_of
+from incremental_w2v.uris import credential_problem, malformed_problem, redact, scheme_of
 
 S3_SCHEME = "s3"
 # S3's rules for bucket names (lower case, digits, dots and hyphens; 3-63 characters).
@@ -40,7 +40,8 @@ def store_problem(value: str) -> str | None:
         return "must not contain control characters"
     scheme = scheme_of(value)
     if scheme in ("", "file"):
-        return None
+        malformed = malformed_problem(value)  # 's3:/bucket' would be a local folder 's3:'
+        return f"{redact(value)} is refused: {malformed}" if malformed else None
     if scheme != S3_SCHEME:
         return (f"{redact(value)}: a store is a local folder or s3://bucket/prefix "
                 f"({scheme}:// is not supported for stores)")

@@ -1,10 +1,11 @@
 """Where a config's store is, and whether that place may be a store at all.
 
 ``store: /``, the home folder, a folder inside another store (or inside a
-store's cache), and a folder that holds other files and no store marker are
-refused (78) by ``validate`` and by every command, before anything is read
-or written there. An ``s3://`` store is checked for its form here, and
-recognised by its marker when it is opened (that needs the network).
+store's cache), a cache folder inside a store, and a folder that holds other
+files and no store marker are refused (78) by ``validate`` and by every
+command, before anything is read or written there. An ``s3://`` store is
+checked for its form here, and recognised by its marker when it is opened
+(that needs the network).
 """
 
 from __future__ import annotations
@@ -39,12 +40,36 @@ def check_local_place(path: Path) -> None:
                           f"{outer}", hint="give the store a folder outside any other store")
 
 
+def check_cache_place(config: Config) -> None:
+    """Raise ConfigError if the local cache of a remote store (``store_options.cache_dir``,
+    or wherever ``$INCW2V_CACHE_DIR`` and the defaults put it) would be inside a store: the
+    config's own, or any folder that is a store or another store's cache. The cache
+    deletes what it evicts, and a store's sweep what it did not write."""
+    places = []
+    if config.store_options.cache_dir:
+        places.append(("store_options.cache_dir",
+                       config._resolve(config.store_options.cache_dir)))
+    if config.store_is_remote:
+        from incremental_w2v.store.s3 import cache_root
+
+        places.append(("the store's cache", cache_root(config)))
+    own = () if config.store_is_remote else (config.store_path,)
+    for name, place in places:
+        outer = store_root_of(place, own)
+        if outer is not None:
+            raise ConfigError(
+                f"{name} {place} would be inside the incw2v store (or store cache) {outer}",
+                hint="give the cache a folder outside every store (store_options.cache_dir "
+                "or $INCW2V_CACHE_DIR), e.g. ~/.cache/incw2v")
+
+
 def backend_for(where: Config | Path | Backend) -> Backend:
     """The backend of a config's store (or of a local folder given as such)."""
     if isinstance(where, Backend):
         return where
     if isinstance(where, Path):
         return LocalBackend(where)
+    check_cache_place(where)
     if where.store_is_remote:
         from incremental_w2v.store.s3 import S3Backend  # boto3 only for stores that need it
 
@@ -66,7 +91,9 @@ def open_store(config: Config, create: bool = False, must_exist: bool = True) ->
 
 
 def check_place(config: Config) -> None:
-    """``validate``'s check of the store's place (no network: an S3 store's form only)."""
+    """``validate``'s check of the store's place (no network: an S3 store's form and its
+    cache's place only)."""
+    check_cache_place(config)
     if config.store_is_remote:
         return
     # A new place, or a damaged store, is a store's place all the same.

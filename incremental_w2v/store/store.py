@@ -27,6 +27,7 @@ and holds the protocol, whatever the backend:
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -125,12 +126,22 @@ class Store:
             raise
         if data is not None:
             try:
-                self._parse_manifest(data)
+                manifest = self._parse_manifest(data)
             except DataError:
                 if not backend.has_marker() and not backend.has_versions():
                     raise self._foreign() from None
                 if not repairing:
                     raise
+                return
+            if not backend.has_marker() and not _written_by_0_1(data, manifest):
+                # A manifest.json that merely parses ('{}', another tool's) is no store.
+                if not backend.has_versions():
+                    raise self._foreign()
+                if not repairing:
+                    raise DataError(
+                        f"store {self.location} has versions, but its {MANIFEST} lists none "
+                        f"of them and there is no {STORE_MARKER} marker: it is damaged; "
+                        "nothing was changed", hint=f"recovery is possible: {REPAIR}")
             return
         if backend.has_marker():
             if backend.has_versions() and not repairing:
@@ -615,3 +626,21 @@ class Store:
         )])
         self.write_manifest(manifest)
         return manifest, skipped, aside
+
+
+# The keys every manifest incw2v 0.1.x wrote has (tests/fixtures/store-0.1.0).
+_0_1_KEYS = frozenset({"format_version", "current", "versions", "events"})
+
+
+def _written_by_0_1(raw: bytes, manifest: Manifest) -> bool:
+    """Whether a manifest without the store marker is one incw2v 0.1.x wrote (it wrote no
+    marker): all its keys, at least one version, and no current version outside them.
+    0.1.x wrote its manifest with the first version, so it never left one without."""
+    try:
+        document = json.loads(raw)
+    except ValueError:
+        return False
+    return (isinstance(document, dict) and document.keys() >= _0_1_KEYS
+            and bool(manifest.versions)
+            and (manifest.current is None or manifest.entry(manifest.current) is not None))
+

@@ -14,11 +14,16 @@ pickle machine that
   those are made as unpickling always makes them, with ``__new__`` and their
   saved attributes, so no ``__init__`` runs (``Word2Vec(...)`` would train,
   reading any file it is given);
-- builds no object of another class than those.
+- builds no object of another class than those;
+- gives a state (BUILD) only to an object it has just made, once, and never one that
+  sets ``__class__``, ``__setstate__`` or another special name: a class, a function or
+  any other global looked up by name is never changed (``Word2Vec.x = 1`` would hold for
+  the whole process).
 
 gensim's loader then unpickles *side files* named in the object: every name
 in ``__scipys`` is read with ``pickle.load``. :func:`check_side_files` refuses
-any such name (a word2vec model has no sparse matrix), checks that every
+any such name (a word2vec model has no sparse matrix) and any array or part that
+the object's class does not have (:data:`SIDE_FILES`), checks that every
 ``__numpys`` file is a plain numeric ``.npy`` (never an object array, which
 numpy would unpickle) and that every ``__recursive_saveloads`` attribute is a
 model part itself; only then does gensim's ``_load_specials`` read them, with
@@ -32,6 +37,7 @@ import copyreg
 import importlib
 import pickle
 import re
+import types
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -144,6 +150,11 @@ class _Restricted(_PurePython):  # type: ignore[misc]
                                 if m.startswith("numpy.random._") and n != "__randomstate_ctor"
                                 and n != "__generator_ctor"}
         self._defaultdict = self._names[("collections", "defaultdict")]
+        # Objects this machine made (by id, each kept alive so no id is reused), not yet given
+        # their state: BUILD applies only to them, never to a class, a function or any
+        # other global that find_class hands out (a state there would change it for the
+        # whole process).
+        self._fresh: dict[int, Any] = {}
 
     def find_class(self, module: str, name: str) -> Any:
         # Python 2 pickles (gensim 3 models) name __builtin__.long and the like.
@@ -175,6 +186,9 @@ class _Restricted(_PurePython):  # type: ignore[misc]
             raise Refused(f"an array of {_name(first)}")
         if func is self._defaultdict and first is not None and first not in _SAFE_TYPES:
             raise Refused(f"a defaultdict of {_name(first)}")
+        if func is np.dtype and not (isinstance(args, tuple) and len(args) >= 3 and args[2]):
+            # dtype(..., copy=False) hands out numpy's shared dtype: BUILD would change it.
+            raise Refused("a shared numpy dtype (not a copy)")
         # numpy's random-state constructors call what they are given: only bit generators.
         for arg in args if isinstance(args, tuple) else ():
             if callable(arg) and func is not self._reconstruct and not (
@@ -182,12 +196,40 @@ class _Restricted(_PurePython):  # type: ignore[misc]
             ) and id(arg) not in self._bit_generators:
                 raise Refused(f"a call of {_name(func)} given {_name(arg)}")
 
+    def _made(self) -> None:
+        made = self.stack[-1]
+        self._fresh[id(made)] = made
+
     def load_reduce(self) -> None:
         args = self.stack[-1]
         self._check_call(self.stack[-2], args)
         super().load_reduce()
+        self._made()
 
     dispatch[pickle.REDUCE[0]] = load_reduce
+
+    def load_build(self) -> None:
+        state, inst = self.stack[-1], self.stack[-2]
+        if self._fresh.pop(id(inst), None) is not inst or isinstance(
+            inst, (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType)
+        ):
+            raise Refused(f"a state given to {_name(inst)}, which this file did not make")
+        dict_state, slot_state = (state if isinstance(state, tuple) and len(state) == 2
+                                  else (state, None))
+        for part in (dict_state, slot_state):
+            if isinstance(part, dict) and any(
+                not isinstance(k, str) or (k.startswith("__") and k.endswith("__"))
+                for k in part
+            ):
+                # __class__, __setstate__, __dict__: a state that would change what the
+                # object is or how the next state is applied.
+                raise Refused(f"a state of {_name(type(inst))} setting special attributes")
+        try:
+            super().load_build()
+        except (TypeError, AttributeError, ValueError, KeyError) as exc:
+            raise Refused(f"a state that does not fit a {_name(type(inst))} ({exc})") from None
+
+    dispatch[pickle.BUILD[0]] = load_build
 
     def _check_new(self, cls: Any) -> None:
         if not isinstance(cls, type) or not (
@@ -198,21 +240,24 @@ class _Restricted(_PurePython):  # type: ignore[misc]
     def load_newobj(self) -> None:
         self._check_new(self.stack[-2])
         super().load_newobj()
+        self._made()
 
     dispatch[pickle.NEWOBJ[0]] = load_newobj
 
     def load_newobj_ex(self) -> None:
         self._check_new(self.stack[-3])
         super().load_newobj_ex()
+        self._made()
 
     dispatch[pickle.NEWOBJ_EX[0]] = load_newobj_ex
 
     def _instantiate(self, klass: Any, args: Any) -> None:  # INST and OBJ (protocols 0, 1)
         if klass in self._models and not args:
             self.append(klass.__new__(klass))
-            return
-        self._check_call(klass, args)
-        super()._instantiate(klass, args)
+        else:
+            self._check_call(klass, args)
+            super()._instantiate(klass, args)
+        self._made()
 
     def persistent_load(self, pid: Any) -> Any:
         raise Refused("a persistent reference")
@@ -260,6 +305,33 @@ def refused(path: Path, what: str) -> DataError:
 
 _ATTRIBUTE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
+# The arrays (``__numpys``, ``__ignoreds``) and parts (``__recursive_saveloads``) each class
+# of a model keeps beside its main file, in gensim 4 and in the gensim 3 files gensim 4
+# converts on load. A side file for any other attribute is not part of a model: refused.
+_W2V_ARRAYS = frozenset({"syn1", "syn1neg", "cum_table", "syn0_lockf", "vectors_lockf"})
+_KV_ARRAYS = frozenset({
+    "vectors", "vectors_lockf", "norms", "vectors_norm", "syn0", "syn0norm", "syn0_lockf",
+    "vectors_vocab", "vectors_vocab_lockf", "vectors_vocab_norm",
+    "vectors_ngrams", "vectors_ngrams_lockf", "vectors_ngrams_norm", "buckets_word",
+})
+_TRAINABLES_ARRAYS = frozenset({"syn1", "syn1neg", "vectors_lockf", "vectors_vocab_lockf",
+                                "vectors_ngrams_lockf"})
+_MODEL_PARTS = frozenset({"wv", "trainables", "vocabulary"})
+_PART_CLASSES = {"wv": ("KeyedVectors", "FastTextKeyedVectors"),
+                 "trainables": ("Word2VecTrainables", "FastTextTrainables"),
+                 "vocabulary": ("Word2VecVocab", "FastTextVocab")}
+SIDE_FILES: dict[str, tuple[frozenset[str], frozenset[str]]] = {  # class: (arrays, parts)
+    "Word2Vec": (_W2V_ARRAYS, _MODEL_PARTS),
+    "FastText": (_W2V_ARRAYS, _MODEL_PARTS),
+    "KeyedVectors": (_KV_ARRAYS, frozenset()),
+    "FastTextKeyedVectors": (_KV_ARRAYS, frozenset()),
+    "Word2VecTrainables": (_TRAINABLES_ARRAYS, frozenset()),
+    "FastTextTrainables": (_TRAINABLES_ARRAYS, frozenset()),
+    "Word2VecVocab": (frozenset({"cum_table"}), frozenset()),
+    "FastTextVocab": (frozenset({"cum_table"}), frozenset()),
+    "CompatVocab": (frozenset(), frozenset()),
+}
+
 
 def check_side_files(obj: Any, fname: str, compress: bool, subname: Any, origin: Path) -> None:
     """Refuse any side file that gensim's ``_load_specials`` would unpickle, and any that
@@ -275,9 +347,17 @@ def check_side_files(obj: Any, fname: str, compress: bool, subname: Any, origin:
     if attrs.get("__scipys"):
         # Each would be read with pickle.load: a word2vec model has no sparse matrix.
         raise refused(origin, f"pickled side files {attrs['__scipys']} (scipy sparse matrices)")
+    arrays, parts = SIDE_FILES.get(type(obj).__name__, (frozenset(), frozenset()))
+    for key, known in (("__numpys", arrays), ("__ignoreds", arrays),
+                       ("__recursive_saveloads", parts)):
+        extra = sorted(set(attrs.get(key, [])) - known)
+        if extra:
+            kind = "parts" if key == "__recursive_saveloads" else "side files"
+            raise refused(origin, f"{kind} {', '.join(extra)} of a {type(obj).__name__} "
+                          f"({key}), which such a model does not have")
     for attrib in attrs.get("__recursive_saveloads", []):
         part = attrs.get(attrib)
-        if not isinstance(part, models):
+        if not isinstance(part, models) or type(part).__name__ not in _PART_CLASSES[attrib]:
             raise refused(origin, f"a side object {attrib!r} of {_name(type(part))}")
         check_side_files(part, f"{fname}.{attrib}", compress, subname, origin)
     for attrib in attrs.get("__numpys", []):
