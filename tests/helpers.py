@@ -147,6 +147,16 @@ def s3_store_config(config: Path, endpoint: str, bucket: str, prefix: str = "lin
     return config
 
 
+def closed_port() -> int:
+    """A port on 127.0.0.1 where nothing listens (connections are refused at once)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
 def host_env(folder: Path, host: str) -> dict[str, str]:
     """The environment of another "host": its own name and its own cache folder."""
     return {"INCW2V_HOST": host, "INCW2V_CACHE_DIR": str(folder / f"cache-{host}")}

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from helpers import Result, lee_lines, package_env, s3_credentials
+from helpers import Result, closed_port, lee_lines, package_env, s3_credentials
 
 FORMATS = "[word2vec-text, word2vec-binary, keyedvectors]"
 
@@ -240,6 +240,34 @@ def test_publish_to_s3_with_a_polling_reader_and_a_failed_publish_retried(
     for name, info in pointer["files"].items():
         body = client.get_object(Bucket="models", Key=f"news/current/{name}")["Body"].read()
         assert hashlib.sha256(body).hexdigest() == info["sha256"]
+
+
+def test_a_failing_s3_publish_never_shows_credentials(
+    tmp_path: Path, corpora: dict[str, Path], make_config: Callable[..., Path],
+    cli: Callable[..., Result], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from incremental_w2v.errors import StoreIOError
+    from incremental_w2v.lineage import Lineage
+
+    secret, password = "FAKE-publish-Sentinel-93c1", "Pw-publish-Sentinel-77"
+    s3_credentials(monkeypatch, secret)
+    # The SDK's endpoint from the environment, with credentials in it, and nothing there:
+    # botocore's error names the URL it could not reach, user-info and all.
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3",
+                       f"http://incw2v:{password}@127.0.0.1:{closed_port()}")
+    config = make_config(corpora["a"], extra="publish: [{to: 's3://models/news'}]")
+    # Through the library (no CLI filter in between): the error itself is clean.
+    with pytest.raises(StoreIOError) as caught:
+        Lineage(config).add_corpus()
+    said = f"{caught.value.message} {caught.value.hint}"
+    assert password not in said and secret not in said
+    assert "cannot reach the S3 server" in said and "v0001 is committed and current" in said
+    assert "127.0.0.1" in said  # the URL is named, redacted
+    for argv in (["publish", config], ["publish", config, "--debug"],
+                 ["add-corpus", config, "--json"]):
+        run = cli(*argv)
+        assert run.code == 74, run.err
+        assert password not in run.out + run.err and secret not in run.out + run.err
 
 
 def test_publish_config_is_checked(tmp_path: Path, corpora: dict[str, Path],

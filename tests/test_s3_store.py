@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import textwrap
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,7 +18,9 @@ import pytest
 from faults import S3View, check_s3_store
 from helpers import (
     Result,
+    closed_port,
     host_env,
+    lee_lines,
     package_env,
     run_subprocess,
     s3_credentials,
@@ -99,6 +102,83 @@ def test_every_command_works_on_an_s3_store(
     assert set(objects["v0001"]) == set(objects["v0002"]) == {"meta.json", "COMMITTED"}
     lease = view.lease()
     assert lease["state"] == "released" and lease["fence"] == 8  # one per locked command
+    assert check_s3_store(view, {}) == []
+
+
+def published(view: S3View, prefix: str = "published") -> dict[str, Any]:
+    """The pointer of a publish target in the store's bucket, its files checked by sha256."""
+    import hashlib
+
+    def get(name: str) -> bytes:
+        body: bytes = view.client.get_object(Bucket=view.bucket,
+                                             Key=f"{prefix}/{name}")["Body"].read()
+        return body
+
+    pointer: dict[str, Any] = json.loads(get("current.json"))
+    for name, info in pointer["files"].items():
+        assert hashlib.sha256(get(name)).hexdigest() == info["sha256"], name
+    return pointer
+
+
+def test_gates_retention_and_publish_on_an_s3_store(
+    workspace: tuple[Path, S3View], cli: Callable[..., Result],
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder, view = workspace
+    config = folder / "config.yaml"
+    # The SDK's own default server is a dead one: a publish target on S3 must go to the
+    # store's server (store_options.endpoint_url), as docs/publish.md says.
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", f"http://127.0.0.1:{closed_port()}")
+    config.write_text(config.read_text() + textwrap.dedent(f"""\
+        gates:
+          wordsim353: {{min: 0.99}}
+        retention: {{keep: 1}}
+        publish:
+          - to: s3://{view.bucket}/published
+        """))
+    first = cli("add-corpus", config, "--json")
+    assert first.code == 3, first.err  # b's version failed the gate: a candidate
+    assert first.json()["current"] == "v0001"
+    assert first.json()["published"] == [f"s3://{view.bucket}/published"]
+    assert published(view)["version"] == "v0001"
+    assert cli("status", config, "--json").json()["candidates"] == ["v0002"]
+
+    promoted = cli("promote", config, "v0002")
+    assert promoted.code == 0, promoted.err
+    manifest = view.manifest()
+    assert manifest is not None and manifest["current"] == "v0002"
+    assert manifest["events"][-1]["action"] == "promote"
+    assert published(view)["version"] == "v0002"
+
+    # c on top of v0002 fails the same gate; rejecting it drops it for good.
+    third = cli("add-corpus", config, folder / "c.txt", "--json")
+    assert third.code == 3 and "v0003 (c.txt)" in third.err, third.err
+    assert third.json()["pruned"] == []  # v0001 is old, but a refused commit prunes nothing
+    rejected = cli("reject", config, "v0003")
+    assert rejected.code == 0, rejected.err
+    manifest = view.manifest()
+    assert manifest is not None and manifest["current"] == "v0002"
+    assert [v["status"] for v in manifest["versions"]] == ["committed", "committed",
+                                                            "rejected"]
+    assert published(view)["version"] == "v0002"
+
+    # Without the gate, the next commit becomes current and applies retention (keep 1):
+    # every other version keeps its lineage record only, the rejected one included.
+    config.write_text(config.read_text().replace("gates:\n  wordsim353: {min: 0.99}\n", ""))
+    extra = folder / "d.txt"
+    extra.write_text("".join(lee_lines()[200:240]), encoding="utf-8")
+    fourth = cli("add-corpus", config, extra, "--json")
+    assert fourth.code == 0, fourth.err
+    assert fourth.json()["pruned"] == ["v0001", "v0002", "v0003"]
+    objects = view.version_objects()
+    for version in ("v0001", "v0002", "v0003"):
+        assert set(objects[version]) == {"meta.json", "COMMITTED"}, version
+    assert "model" in objects["v0004"]
+    manifest = view.manifest()
+    assert manifest is not None and manifest["current"] == "v0004"
+    assert [bool(v.get("pruned_at")) for v in manifest["versions"]] == [True] * 3 + [False]
+    assert published(view)["version"] == "v0004"
+    assert view.leftovers() == [] and view.lease()["state"] == "released"
     assert check_s3_store(view, {}) == []
 
 
