@@ -270,6 +270,41 @@ def test_a_failing_s3_publish_never_shows_credentials(
         assert password not in run.out + run.err and secret not in run.out + run.err
 
 
+def test_a_local_publish_target_inside_a_store_is_refused(
+    tmp_path: Path, corpora: dict[str, Path], make_config: Callable[..., Path],
+    cli: Callable[..., Result],
+) -> None:
+    (tmp_path / "link").symlink_to("store", target_is_directory=True)
+    # The config's own store, before it exists (directly, and through a symlink).
+    for to in ("store/served", "link/served", "store"):
+        config = make_config(corpora["a"], extra=f"publish: [{{to: out}}, {{to: '{to}'}}]")
+        run = cli("validate", config)
+        assert run.code == 78, (to, run.err)
+        assert "publish[1].to:" in run.err and "inside the incw2v store" in run.err, run.err
+        assert "publish[0]" not in run.err
+    assert not (tmp_path / "store").exists()
+    # Once it exists, every command refuses before it trains, reads or writes anything.
+    config = make_config(corpora["a"])
+    assert cli("add-corpus", config).code == 0
+    before = (tmp_path / "store" / "manifest.json").read_bytes()
+    config = make_config(corpora["a"], [corpora["b"]],
+                         extra="publish: [{to: store/versions/served}]")
+    for argv in (["validate", config], ["add-corpus", config], ["publish", config],
+                 ["rollback", config, "v0001"]):
+        run = cli(*argv)
+        assert run.code == 78 and "publish[0].to:" in run.err, (argv, run.err)
+    assert (tmp_path / "store" / "manifest.json").read_bytes() == before
+    assert not (tmp_path / "store" / "versions" / "served").exists()
+    # Another store counts too; beside the store is fine.
+    other = tmp_path / "other"
+    (other / "versions").mkdir(parents=True)
+    (other / ".incw2v-store").write_text("{}")
+    config = make_config(corpora["a"], extra=f"publish: [{{to: '{other}/served'}}]")
+    assert cli("validate", config).code == 78
+    config = make_config(corpora["a"], extra="publish: [{to: served}]")
+    assert cli("validate", config).code == 0
+
+
 def test_publish_config_is_checked(tmp_path: Path, corpora: dict[str, Path],
                                    make_config: Callable[..., Path],
                                    cli: Callable[..., Result]) -> None:

@@ -182,6 +182,33 @@ def test_gates_retention_and_publish_on_an_s3_store(
     assert check_s3_store(view, {}) == []
 
 
+def test_an_s3_publish_target_inside_the_store_is_refused(
+    workspace: tuple[Path, S3View], cli: Callable[..., Result]
+) -> None:
+    folder, view = workspace
+    config = folder / "config.yaml"
+    base = config.read_text()
+    for to in ("lineage/published", "lineage", "lineage/versions/v0001"):
+        config.write_text(base + f"publish: [{{to: 's3://{view.bucket}/{to}'}}]\n")
+        run = cli("validate", config)
+        assert run.code == 78, (to, run.err)
+        assert "publish[0].to:" in run.err and f"is inside the store s3://{view.bucket}/" \
+            "lineage" in run.err, run.err
+        # Every command refuses before it writes: not even a lease, nor the marker.
+        refused = cli("add-corpus", config)
+        assert refused.code == 78 and "publish[0].to:" in refused.err, refused.err
+        assert view.objects() == {}
+    # A sibling prefix that merely starts with the same letters, another bucket: fine.
+    for to in (f"{view.bucket}/lineage-served", f"{view.bucket}/served", "elsewhere/lineage"):
+        config.write_text(base + f"publish: [{{to: 's3://{to}'}}]\n")
+        assert cli("validate", config).code == 0, to
+    # A store at the bucket's root: every key of the bucket is inside it.
+    config.write_text(base.replace(f"s3://{view.bucket}/lineage", f"s3://{view.bucket}")
+                      + f"publish: [{{to: 's3://{view.bucket}/served'}}]\n")
+    run = cli("validate", config)
+    assert run.code == 78 and "publish[0].to:" in run.err, run.err
+
+
 def test_the_endpoint_of_sources_serves_the_store_too(
     tmp_path: Path, bucket: tuple[str, str], cli: Callable[..., Result]
 ) -> None:
