@@ -11,6 +11,8 @@ plays another "host": its own ``INCW2V_HOST`` and its own cache folder.
   later run leaves no leftover, and one more changes nothing.
 - Races: 2 and 8 hosts apply the same corpus at once: exactly one version.
 - A holder stopped (SIGSTOP) past its lease, then resumed: refused, invisible.
+- A holder busy for five lease periods renews its lease: another host is refused (75)
+  half way through, and the holder commits; without renewals the same test fails.
 - The server gone in the middle of an upload, and reset connections: exit 74,
   the store unchanged, the next run succeeds.
 - Readers export and query during 20 updates and 4 prunes without one failure.
@@ -365,6 +367,98 @@ def test_the_stopped_holder_test_catches_an_unconditional_manifest(
     print(f"unconditional manifest: {problems}")
     assert any("exited 0" in p for p in problems)  # the stale commit went through ...
     assert any("is not the manifest any more" in p for p in problems)  # ... over beta's
+
+
+# -- a lease renewed while its holder works ----------------------------------------------------
+
+
+def renewed_holder(driver: Driver, place: S3Place, variant: str | None = None
+                   ) -> tuple[list[str], int]:
+    """Host alpha applies a corpus that arrives slowly through a named pipe, so its run
+    lasts about five lease periods; half way through (the lease long expired unless
+    renewed), beta tries to run. Returns the violations, as sentences, and how many times
+    the lease object was rewritten by alpha meanwhile."""
+    import threading
+
+    config = place.config("renew")
+    view = place.view("renew")
+    assert driver.run(["add-corpus", str(config)], env=place.env("first")).status == 0
+    fifo = place.folder / "slow.txt"
+    os.mkfifo(fifo)
+    pid, out = driver.start(["add-corpus", str(config), str(fifo), "--json"],
+                            env=place.env("alpha"), variant=variant)
+    held = view.wait_for_holder(pid)
+    seen: list[tuple[str, dict[str, Any]]] = []  # (ETag, lease) while alpha worked
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.wait(0.1):
+            got = view.client.get_object(Bucket=view.bucket, Key="renew/lease.json")
+            seen.append((got["ETag"], json.loads(got["Body"].read())))
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    lines = (place.folder / "c.txt").read_text().splitlines(keepends=True)
+    half = len(lines) // 2
+    started = time.monotonic()
+    with open(fifo, "w") as pipe:
+        for i, line in enumerate(lines):
+            if i == half:  # ~2.5 lease periods in: without renewals it expired long ago
+                time.sleep(max(0.0, 2.5 * LEASE - (time.monotonic() - started)))
+                beta = driver.run(["add-corpus", str(config), "--json"], env=place.env("beta"))
+            pipe.write(line)
+            pipe.flush()
+            time.sleep(5 * LEASE / len(lines))
+    alpha = driver.wait(pid, out)
+    lasted = time.monotonic() - started
+    done.set()
+    watcher.join()
+    problems = []
+    if lasted < 4 * LEASE:
+        problems.append(f"alpha's run lasted only {lasted:.1f}s")
+    if beta.status != 75 or f"pid {pid} on host alpha" not in beta.stderr:
+        problems.append(f"beta exited {beta.status} instead of being refused: "
+                        f"{beta.stderr[-300:]}")
+    if alpha.status != 0:
+        problems.append(f"alpha exited {alpha.status}: {alpha.stderr[-300:]}")
+    mine = [(etag, lease) for etag, lease in seen if lease.get("state") == "held"
+            and lease.get("token") == held["token"]]
+    if len(mine) != len([1 for _, lease in seen if lease.get("state") == "held"]):
+        problems.append("another run held the lease while alpha worked")
+    renewals = len({etag for etag, _ in mine}) - 1
+    if renewals < 4:
+        problems.append(f"the lease was renewed {renewals} times in {lasted:.1f}s")
+    if any(lease["fence"] != held["fence"] for _, lease in mine):
+        problems.append("the fencing number changed under alpha")
+    try:
+        rows = view.lineage()
+    except IncW2VError as exc:
+        return [*problems, f"unreadable store: {exc.message}"], renewals
+    if [r["version"] for r in rows] != ["v0001", "v0002", "v0003"] or \
+            rows[-1]["added"] != [fifo.name]:
+        problems.append(f"versions {[(r['version'], r['added']) for r in rows]}")
+    events = (view.manifest() or {"events": []})["events"]
+    if any(e["action"] == "lease-broken" for e in events):
+        problems.append("alpha's lease was broken")
+    final = view.lease()
+    if final["state"] != "released" or final["fence"] != held["fence"]:
+        problems.append(f"the lease ended {final['state']} at fence {final['fence']}")
+    return problems + check_s3_store(view, {}), renewals
+
+
+def test_a_lease_is_renewed_while_its_holder_works(driver: Driver, place: S3Place) -> None:
+    problems, renewals = renewed_holder(driver, place)
+    print(f"lease of {LEASE:g}s: renewed {renewals} times during the run")
+    assert problems == []
+
+
+def test_the_renewal_test_catches_a_lease_never_renewed(driver: Driver, place: S3Place
+                                                         ) -> None:
+    problems, renewals = renewed_holder(driver, place, variant="no-renewal")
+    print(f"never renewed: {problems}")
+    assert renewals == 0
+    assert any("beta exited 0" in p for p in problems)  # it broke the expired lease ...
+    assert any("alpha exited 75" in p for p in problems)  # ... and alpha's commit failed
 
 
 # -- the network -------------------------------------------------------------------------------
