@@ -2,7 +2,8 @@
 
 A real reader process polls the pointer while versions are committed, rolled back,
 promoted and rebuilt, as a serving process would: it never loads a half-written or
-mixed set of files that passes the pointer's check (docs/publish.md says how to read).
+mixed set of files that passes the pointer's check (docs/publish.md says how to read;
+the reader is ``helpers.PUBLISH_READER``).
 The S3 target is tested against a real S3-compatible server (moto) on 127.0.0.1.
 """
 
@@ -10,92 +11,23 @@ from __future__ import annotations
 
 import hashlib
 import json
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from helpers import Result, closed_port, lee_lines, package_env, s3_credentials
+from helpers import (
+    Result,
+    closed_port,
+    finish_publish_reader,
+    lee_lines,
+    s3_credentials,
+    start_publish_reader,
+)
 
 FORMATS = "[word2vec-text, word2vec-binary, keyedvectors]"
 
-# The consumer's side: poll the pointer; on a new one, load every file, then accept the
-# load only if each file still hashes as the pointer says and the pointer is the same.
-READER = r"""
-import hashlib, json, sys, time
-from pathlib import Path
-from gensim.models import KeyedVectors
-
-source, stop = sys.argv[1], Path(sys.argv[2])
-if source.startswith("s3://"):
-    import boto3
-    bucket, _, prefix = source[5:].partition("/")
-    client = boto3.client("s3", endpoint_url=sys.argv[3])
-    tmp = Path(sys.argv[4])
-    def get(name):
-        return client.get_object(Bucket=bucket, Key=f"{prefix}/{name}")["Body"].read()
-    def fetch(pointer):
-        for name in pointer["files"]:
-            (tmp / name).write_bytes(get(name))
-        return tmp
-    def missing(exc):
-        return type(exc).__name__ == "NoSuchKey"
-else:
-    folder = Path(source)
-    def get(name):
-        return (folder / name).read_bytes()
-    def fetch(pointer):
-        return folder
-    def missing(exc):
-        return isinstance(exc, FileNotFoundError)
-
-def sha(data):
-    return hashlib.sha256(data).hexdigest()
-
-def done():
-    # Told to stop once it has loaded the version named in the stop file.
-    return stop.exists() and bool(seen) and seen[-1] == stop.read_text()
-
-seen, retries, failures = [], 0, 0
-last = None
-deadline = time.monotonic() + 300
-while not done() and time.monotonic() < deadline:
-    try:
-        raw = get("current.json")
-    except Exception as exc:
-        if missing(exc):
-            time.sleep(0.01)
-            continue
-        raise
-    pointer = json.loads(raw)  # a torn pointer would fail here, and fail the test
-    if pointer == last:
-        time.sleep(0.01)
-        continue
-    where = fetch(pointer)
-    error = None
-    try:
-        loaded = [KeyedVectors.load(str(where / "vectors.kv"), mmap="r"),
-                  KeyedVectors.load_word2vec_format(str(where / "vectors.bin"), binary=True),
-                  KeyedVectors.load_word2vec_format(str(where / "vectors.txt"))]
-    except Exception as exc:  # files of two versions: the check below must catch it
-        error = exc
-    same = all(sha((where / n).read_bytes()) == f["sha256"] for n, f in pointer["files"].items())
-    if not same or json.loads(get("current.json")) != pointer:
-        retries += 1
-        continue
-    if error is not None or {len(kv) for kv in loaded} != {pointer["vocab_size"]}:
-        failures += 1
-        print("FAILED", pointer["version"], error, file=sys.stderr, flush=True)
-        continue
-    last = pointer
-    seen.append(pointer["version"])
-    if len(seen) == 1:
-        print("READY", flush=True)
-print("RESULT " + json.dumps({"seen": seen, "retries": retries, "failures": failures}))
-"""
 
 
 def new_corpus(folder: Path, i: int) -> Path:
@@ -103,24 +35,6 @@ def new_corpus(folder: Path, i: int) -> Path:
     path = folder / f"new-{i:02d}.txt"
     path.write_text("".join(lines[100 + 15 * i: 130 + 15 * i]), encoding="utf-8")
     return path
-
-
-def start_reader(source: str, stop: Path, *extra: str) -> subprocess.Popen[str]:
-    reader = subprocess.Popen([sys.executable, "-c", READER, source, str(stop), *extra],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                              env=package_env())
-    assert reader.stdout is not None
-    assert reader.stdout.readline() == "READY\n", reader.stderr.read() if reader.stderr else ""
-    return reader
-
-
-def finish(reader: subprocess.Popen[str], stop: Path, final: str) -> dict[str, Any]:
-    stop.write_text(final)
-    out, err = reader.communicate(timeout=120)
-    assert reader.returncode == 0, err[-3000:]
-    result: dict[str, Any] = json.loads(out.rsplit("RESULT ", 1)[1])
-    assert result["failures"] == 0, err[-3000:]
-    return result
 
 
 def check_pointer(folder: Path, version: str) -> dict[str, Any]:
@@ -150,7 +64,7 @@ def test_every_change_of_the_current_version_is_published_and_readers_never_fail
     assert {"created_at", "published_at", "vocab_size", "vector_size"} <= set(pointer)
 
     stop = tmp_path / "stop"
-    reader = start_reader(str(out), stop)
+    reader = start_publish_reader(str(out), stop)
     try:
         for i in range(8):
             run = cli("add-corpus", config, new_corpus(tmp_path, i), "--json")
@@ -165,7 +79,7 @@ def test_every_change_of_the_current_version_is_published_and_readers_never_fail
         assert rebuilt.code == 0 and rebuilt.json()["published"] == [str(out)]
         check_pointer(out, "v0010")
     finally:
-        result = finish(reader, stop, "v0010")
+        result = finish_publish_reader(reader, stop, "v0010")
     assert len(result["seen"]) >= 3 and result["seen"][0] == "v0001"
     assert result["seen"][-1] == "v0010"  # it ends on what is current
 
@@ -225,14 +139,14 @@ def test_publish_to_s3_with_a_polling_reader_and_a_failed_publish_retried(
     stop = tmp_path / "stop"
     cache = tmp_path / "reader-cache"
     cache.mkdir()
-    env_reader = start_reader("s3://models/news/current", stop, moto_endpoint, str(cache))
+    env_reader = start_publish_reader("s3://models/news/current", stop, moto_endpoint, str(cache))
     try:
         for i in range(4):
             run = cli("add-corpus", config, new_corpus(tmp_path, i), "--json")
             assert run.code == 0, run.err
         assert cli("rollback", config, "v0002").code == 0
     finally:
-        result = finish(env_reader, stop, "v0002")
+        result = finish_publish_reader(env_reader, stop, "v0002")
     assert result["seen"][0] == "v0001" and result["seen"][-1] == "v0002"
     pointer = json.loads(client.get_object(Bucket="models",
                                            Key="news/current/current.json")["Body"].read())

@@ -15,7 +15,8 @@ plays another "host": its own ``INCW2V_HOST`` and its own cache folder.
   half way through, and the holder commits; without renewals the same test fails.
 - The server gone in the middle of an upload, and reset connections: exit 74,
   the store unchanged, the next run succeeds.
-- Readers export and query during 20 updates and 4 prunes without one failure.
+- Readers export and query during 20 updates and 4 prunes without one failure, and a
+  consumer polling an S3 publish target never accepts a torn or mixed set of files.
 
 The deliberately broken variants (patched in by the fault driver, never in the
 package) must fail the same checks, or the checks prove nothing.
@@ -37,7 +38,14 @@ from typing import Any
 import pytest
 
 from faults import Driver, Run, S3View, check_s3_store, readers_during
-from helpers import FlakyProxy, host_env, package_env, s3_store_config
+from helpers import (
+    FlakyProxy,
+    finish_publish_reader,
+    host_env,
+    package_env,
+    s3_store_config,
+    start_publish_reader,
+)
 from incremental_w2v.errors import IncW2VError
 from test_concurrency import READER, new_corpus
 from test_crash_sweep import write_workspace
@@ -512,6 +520,9 @@ def test_s3_readers_never_fail_during_20_updates_and_prunes(
     driver: Driver, place: S3Place
 ) -> None:
     config = place.config("readers")
+    # A publish target on the store's server, beside the store: a consumer polls its pointer.
+    config.write_text(config.read_text() + f"publish:\n  - to: s3://{place.bucket}/served\n"
+                      "    formats: [word2vec-text, word2vec-binary, keyedvectors]\n")
     assert driver.run(["add-corpus", str(config)], env=place.env("writer")).status == 0
     stop = place.folder / "stop"
     readers = [
@@ -521,11 +532,26 @@ def test_s3_readers_never_fail_during_20_updates_and_prunes(
             env=package_env(**place.env(f"reader{i}")))
         for i in range(2)
     ]
-    readers_during(
-        readers, stop,
-        lambda i: driver.run(["add-corpus", str(config), str(new_corpus(place.folder, i))],
-                             env=place.env("writer")),
-        lambda: driver.run(["prune", str(config), "--keep", "2"], env=place.env("writer")))
+    consumer_stop = place.folder / "consumer-stop"
+    fetched = place.folder / "consumer"
+    fetched.mkdir()
+    consumer = start_publish_reader(f"s3://{place.bucket}/served", consumer_stop,
+                                    place.endpoint, str(fetched))
+    try:
+        readers_during(
+            readers, stop,
+            lambda i: driver.run(["add-corpus", str(config), str(new_corpus(place.folder, i))],
+                                 env=place.env("writer")),
+            lambda: driver.run(["prune", str(config), "--keep", "2"], env=place.env("writer")))
+    finally:
+        consumed = finish_publish_reader(consumer, consumer_stop, "v0022")
+    # The consumer accepted only whole sets, each file's sha256 the pointer's, and ended on
+    # the current version; a set caught mid-publish was read again, never accepted.
+    print(f"publish consumer: {len(consumed['seen'])} versions loaded, "
+          f"{consumed['retries']} retries")
+    assert consumed["seen"][0] == "v0002" and consumed["seen"][-1] == "v0022"
+    assert consumed["seen"] == sorted(set(consumed["seen"]))  # only ever forward
+    assert len(consumed["seen"]) >= 3
     view = place.view("readers")
     assert check_s3_store(view, {}) == []
     assert view.manifest()["current"] == "v0022"  # type: ignore[index]  (base, b, 20 more)
