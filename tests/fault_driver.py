@@ -27,7 +27,7 @@ lease's renewals are not numbered: they come from a thread at times that
 differ from run to run (the lease tests cover them).
 
 Deliberately broken variants of the store (``naive-manifest``, ``in-place``,
-and on S3 ``unconditional-writes``, ``unconditional-manifest``) can be patched
+and on S3 ``unconditional-writes``, ``unconditional-manifest``, ``no-renewal``) can be patched
 in, to prove the checks catch real bugs. They live here, in the tests, never
 in the package.
 
@@ -322,12 +322,19 @@ def _unconditional(only: str | None) -> None:
     original = bucket.Bucket.put
 
     def put(self: Any, name: str, body: bytes, if_none_match: bool = False,
-            if_match: str | None = None) -> str:
+            if_match: str | None = None, **kw: Any) -> str:
         if only is None or name == only:
             if_none_match, if_match = False, None
-        return original(self, name, body, if_none_match, if_match)
+        return original(self, name, body, if_none_match, if_match, **kw)
 
     bucket.Bucket.put = put  # type: ignore[method-assign]
+
+
+def _no_renewal() -> None:
+    """The lease is never renewed while the run works (only its commit's checks renew it)."""
+    from incremental_w2v.store import lease
+
+    lease.Lease.start_renewing = lambda self: None  # type: ignore[method-assign]
 
 
 def _small_parts() -> None:
@@ -344,6 +351,7 @@ VARIANTS = {
     "in-place": lambda: setattr(store.Staging, "save_model", _in_place_save_model),
     "unconditional-writes": lambda: _unconditional(None),
     "unconditional-manifest": lambda: _unconditional(store.MANIFEST),
+    "no-renewal": _no_renewal,
 }
 
 

@@ -147,6 +147,117 @@ def s3_store_config(config: Path, endpoint: str, bucket: str, prefix: str = "lin
     return config
 
 
+def closed_port() -> int:
+    """A port on 127.0.0.1 where nothing listens (connections are refused at once)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+# A publish target's consumer, as docs/publish.md says to read one: poll the pointer; on a
+# new one, load every file, then accept the load only if each file still hashes as the
+# pointer says and the pointer is the same. Argv: SOURCE (a folder or s3://bucket/prefix)
+# STOP-FILE [ENDPOINT TMP-FOLDER for S3]; it prints READY once it loaded a version, and
+# stops once it loaded the version named in STOP-FILE.
+PUBLISH_READER = r"""
+import hashlib, json, sys, time
+from pathlib import Path
+from gensim.models import KeyedVectors
+
+source, stop = sys.argv[1], Path(sys.argv[2])
+if source.startswith("s3://"):
+    import boto3
+    bucket, _, prefix = source[5:].partition("/")
+    client = boto3.client("s3", endpoint_url=sys.argv[3])
+    tmp = Path(sys.argv[4])
+    def get(name):
+        return client.get_object(Bucket=bucket, Key=f"{prefix}/{name}")["Body"].read()
+    def fetch(pointer):
+        for name in pointer["files"]:
+            (tmp / name).write_bytes(get(name))
+        return tmp
+    def missing(exc):
+        return type(exc).__name__ == "NoSuchKey"
+else:
+    folder = Path(source)
+    def get(name):
+        return (folder / name).read_bytes()
+    def fetch(pointer):
+        return folder
+    def missing(exc):
+        return isinstance(exc, FileNotFoundError)
+
+def sha(data):
+    return hashlib.sha256(data).hexdigest()
+
+def done():
+    # Told to stop once it has loaded the version named in the stop file.
+    return stop.exists() and bool(seen) and seen[-1] == stop.read_text()
+
+seen, retries, failures = [], 0, 0
+last = None
+deadline = time.monotonic() + 900
+while not done() and time.monotonic() < deadline:
+    try:
+        raw = get("current.json")
+    except Exception as exc:
+        if missing(exc):
+            time.sleep(0.01)
+            continue
+        raise
+    pointer = json.loads(raw)  # a torn pointer would fail here, and fail the test
+    if pointer == last:
+        time.sleep(0.01)
+        continue
+    where = fetch(pointer)
+    error = None
+    try:
+        loaded = [KeyedVectors.load(str(where / "vectors.kv"), mmap="r"),
+                  KeyedVectors.load_word2vec_format(str(where / "vectors.bin"), binary=True),
+                  KeyedVectors.load_word2vec_format(str(where / "vectors.txt"))]
+    except Exception as exc:  # files of two versions: the check below must catch it
+        error = exc
+    same = all(sha((where / n).read_bytes()) == f["sha256"] for n, f in pointer["files"].items())
+    if not same or json.loads(get("current.json")) != pointer:
+        retries += 1
+        continue
+    if error is not None or {len(kv) for kv in loaded} != {pointer["vocab_size"]}:
+        failures += 1
+        print("FAILED", pointer["version"], error, file=sys.stderr, flush=True)
+        continue
+    last = pointer
+    seen.append(pointer["version"])
+    if len(seen) == 1:
+        print("READY", flush=True)
+print("RESULT " + json.dumps({"seen": seen, "retries": retries, "failures": failures}))
+"""
+
+
+def start_publish_reader(source: str, stop: Path, *extra: str) -> subprocess.Popen[str]:
+    """A ``PUBLISH_READER`` process, returned once it loaded a first version."""
+    reader = subprocess.Popen([sys.executable, "-c", PUBLISH_READER, source, str(stop), *extra],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env=package_env())
+    assert reader.stdout is not None
+    assert reader.stdout.readline() == "READY\n", reader.stderr.read() if reader.stderr else ""
+    return reader
+
+
+def finish_publish_reader(reader: subprocess.Popen[str], stop: Path, final: str
+                          ) -> dict[str, Any]:
+    """Stop the reader once it loaded ``final``; its result (``seen``, ``retries``,
+    ``failures``), after checking that it never accepted a torn or mixed set."""
+    stop.write_text(final)
+    out, err = reader.communicate(timeout=120)
+    assert reader.returncode == 0, err[-3000:]
+    result: dict[str, Any] = json.loads(out.rsplit("RESULT ", 1)[1])
+    assert result["failures"] == 0, err[-3000:]
+    return result
+
+
 def host_env(folder: Path, host: str) -> dict[str, str]:
     """The environment of another "host": its own name and its own cache folder."""
     return {"INCW2V_HOST": host, "INCW2V_CACHE_DIR": str(folder / f"cache-{host}")}

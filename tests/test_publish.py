@@ -2,7 +2,8 @@
 
 A real reader process polls the pointer while versions are committed, rolled back,
 promoted and rebuilt, as a serving process would: it never loads a half-written or
-mixed set of files that passes the pointer's check (docs/publish.md says how to read).
+mixed set of files that passes the pointer's check (docs/publish.md says how to read;
+the reader is ``helpers.PUBLISH_READER``).
 The S3 target is tested against a real S3-compatible server (moto) on 127.0.0.1.
 """
 
@@ -12,92 +13,23 @@ import hashlib
 import json
 import os
 import shutil
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from helpers import Result, lee_lines, package_env, s3_credentials
+from helpers import (
+    Result,
+    closed_port,
+    finish_publish_reader,
+    lee_lines,
+    s3_credentials,
+    start_publish_reader,
+)
 
 FORMATS = "[word2vec-text, word2vec-binary, keyedvectors]"
 
-# The consumer's side: poll the pointer; on a new one, load every file, then accept the
-# load only if each file still hashes as the pointer says and the pointer is the same.
-READER = r"""
-import hashlib, json, sys, time
-from pathlib import Path
-from gensim.models import KeyedVectors
-
-source, stop = sys.argv[1], Path(sys.argv[2])
-if source.startswith("s3://"):
-    import boto3
-    bucket, _, prefix = source[5:].partition("/")
-    client = boto3.client("s3", endpoint_url=sys.argv[3])
-    tmp = Path(sys.argv[4])
-    def get(name):
-        return client.get_object(Bucket=bucket, Key=f"{prefix}/{name}")["Body"].read()
-    def fetch(pointer):
-        for name in pointer["files"]:
-            (tmp / name).write_bytes(get(name))
-        return tmp
-    def missing(exc):
-        return type(exc).__name__ == "NoSuchKey"
-else:
-    folder = Path(source)
-    def get(name):
-        return (folder / name).read_bytes()
-    def fetch(pointer):
-        return folder
-    def missing(exc):
-        return isinstance(exc, FileNotFoundError)
-
-def sha(data):
-    return hashlib.sha256(data).hexdigest()
-
-def done():
-    # Told to stop once it has loaded the version named in the stop file.
-    return stop.exists() and bool(seen) and seen[-1] == stop.read_text()
-
-seen, retries, failures = [], 0, 0
-last = None
-deadline = time.monotonic() + 300
-while not done() and time.monotonic() < deadline:
-    try:
-        raw = get("current.json")
-    except Exception as exc:
-        if missing(exc):
-            time.sleep(0.01)
-            continue
-        raise
-    pointer = json.loads(raw)  # a torn pointer would fail here, and fail the test
-    if pointer == last:
-        time.sleep(0.01)
-        continue
-    where = fetch(pointer)
-    error = None
-    try:
-        loaded = [KeyedVectors.load(str(where / "vectors.kv"), mmap="r"),
-                  KeyedVectors.load_word2vec_format(str(where / "vectors.bin"), binary=True),
-                  KeyedVectors.load_word2vec_format(str(where / "vectors.txt"))]
-    except Exception as exc:  # files of two versions: the check below must catch it
-        error = exc
-    same = all(sha((where / n).read_bytes()) == f["sha256"] for n, f in pointer["files"].items())
-    if not same or json.loads(get("current.json")) != pointer:
-        retries += 1
-        continue
-    if error is not None or {len(kv) for kv in loaded} != {pointer["vocab_size"]}:
-        failures += 1
-        print("FAILED", pointer["version"], error, file=sys.stderr, flush=True)
-        continue
-    last = pointer
-    seen.append(pointer["version"])
-    if len(seen) == 1:
-        print("READY", flush=True)
-print("RESULT " + json.dumps({"seen": seen, "retries": retries, "failures": failures}))
-"""
 
 
 def new_corpus(folder: Path, i: int) -> Path:
@@ -105,24 +37,6 @@ def new_corpus(folder: Path, i: int) -> Path:
     path = folder / f"new-{i:02d}.txt"
     path.write_text("".join(lines[100 + 15 * i: 130 + 15 * i]), encoding="utf-8")
     return path
-
-
-def start_reader(source: str, stop: Path, *extra: str) -> subprocess.Popen[str]:
-    reader = subprocess.Popen([sys.executable, "-c", READER, source, str(stop), *extra],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                              env=package_env())
-    assert reader.stdout is not None
-    assert reader.stdout.readline() == "READY\n", reader.stderr.read() if reader.stderr else ""
-    return reader
-
-
-def finish(reader: subprocess.Popen[str], stop: Path, final: str) -> dict[str, Any]:
-    stop.write_text(final)
-    out, err = reader.communicate(timeout=120)
-    assert reader.returncode == 0, err[-3000:]
-    result: dict[str, Any] = json.loads(out.rsplit("RESULT ", 1)[1])
-    assert result["failures"] == 0, err[-3000:]
-    return result
 
 
 def check_pointer(folder: Path, version: str) -> dict[str, Any]:
@@ -152,7 +66,7 @@ def test_every_change_of_the_current_version_is_published_and_readers_never_fail
     assert {"created_at", "published_at", "vocab_size", "vector_size"} <= set(pointer)
 
     stop = tmp_path / "stop"
-    reader = start_reader(str(out), stop)
+    reader = start_publish_reader(str(out), stop)
     try:
         for i in range(8):
             run = cli("add-corpus", config, new_corpus(tmp_path, i), "--json")
@@ -175,7 +89,7 @@ def test_every_change_of_the_current_version_is_published_and_readers_never_fail
         assert promoted.code == 0 and promoted.json()["published"] == [str(out)]
         check_pointer(out, "v0011")
     finally:
-        result = finish(reader, stop, "v0011")
+        result = finish_publish_reader(reader, stop, "v0011")
     assert len(result["seen"]) >= 3 and result["seen"][0] == "v0001"
     assert result["seen"][-1] == "v0011"  # it ends on what is current
 
@@ -235,14 +149,14 @@ def test_publish_to_s3_with_a_polling_reader_and_a_failed_publish_retried(
     stop = tmp_path / "stop"
     cache = tmp_path / "reader-cache"
     cache.mkdir()
-    env_reader = start_reader("s3://models/news/current", stop, moto_endpoint, str(cache))
+    env_reader = start_publish_reader("s3://models/news/current", stop, moto_endpoint, str(cache))
     try:
         for i in range(4):
             run = cli("add-corpus", config, new_corpus(tmp_path, i), "--json")
             assert run.code == 0, run.err
         assert cli("rollback", config, "v0002").code == 0
     finally:
-        result = finish(env_reader, stop, "v0002")
+        result = finish_publish_reader(env_reader, stop, "v0002")
     assert result["seen"][0] == "v0001" and result["seen"][-1] == "v0002"
     def check_s3_pointer() -> dict[str, Any]:
         pointer: dict[str, Any] = json.loads(client.get_object(
@@ -294,6 +208,69 @@ def test_a_rollback_to_the_version_a_killed_publish_left_in_the_pointer_republis
     before = (out / "current.json").read_bytes()
     assert cli("rollback", config, "v0001", "--json").json()["published"] == []
     assert (out / "current.json").read_bytes() == before
+
+
+def test_a_failing_s3_publish_never_shows_credentials(
+    tmp_path: Path, corpora: dict[str, Path], make_config: Callable[..., Path],
+    cli: Callable[..., Result], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from incremental_w2v.errors import StoreIOError
+    from incremental_w2v.lineage import Lineage
+
+    secret, password = "FAKE-publish-Sentinel-93c1", "Pw-publish-Sentinel-77"
+    s3_credentials(monkeypatch, secret)
+    # The SDK's endpoint from the environment, with credentials in it, and nothing there:
+    # botocore's error names the URL it could not reach, user-info and all.
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3",
+                       f"http://incw2v:{password}@127.0.0.1:{closed_port()}")
+    config = make_config(corpora["a"], extra="publish: [{to: 's3://models/news'}]")
+    # Through the library (no CLI filter in between): the error itself is clean.
+    with pytest.raises(StoreIOError) as caught:
+        Lineage(config).add_corpus()
+    said = f"{caught.value.message} {caught.value.hint}"
+    assert password not in said and secret not in said
+    assert "cannot reach the S3 server" in said and "v0001 is committed and current" in said
+    assert "127.0.0.1" in said  # the URL is named, redacted
+    for argv in (["publish", config], ["publish", config, "--debug"],
+                 ["add-corpus", config, "--json"]):
+        run = cli(*argv)
+        assert run.code == 74, run.err
+        assert password not in run.out + run.err and secret not in run.out + run.err
+
+
+def test_a_local_publish_target_inside_a_store_is_refused(
+    tmp_path: Path, corpora: dict[str, Path], make_config: Callable[..., Path],
+    cli: Callable[..., Result],
+) -> None:
+    (tmp_path / "link").symlink_to("store", target_is_directory=True)
+    # The config's own store, before it exists (directly, and through a symlink).
+    for to in ("store/served", "link/served", "store"):
+        config = make_config(corpora["a"], extra=f"publish: [{{to: out}}, {{to: '{to}'}}]")
+        run = cli("validate", config)
+        assert run.code == 78, (to, run.err)
+        assert "publish[1].to:" in run.err and "inside the incw2v store" in run.err, run.err
+        assert "publish[0]" not in run.err
+    assert not (tmp_path / "store").exists()
+    # Once it exists, every command refuses before it trains, reads or writes anything.
+    config = make_config(corpora["a"])
+    assert cli("add-corpus", config).code == 0
+    before = (tmp_path / "store" / "manifest.json").read_bytes()
+    config = make_config(corpora["a"], [corpora["b"]],
+                         extra="publish: [{to: store/versions/served}]")
+    for argv in (["validate", config], ["add-corpus", config], ["publish", config],
+                 ["rollback", config, "v0001"]):
+        run = cli(*argv)
+        assert run.code == 78 and "publish[0].to:" in run.err, (argv, run.err)
+    assert (tmp_path / "store" / "manifest.json").read_bytes() == before
+    assert not (tmp_path / "store" / "versions" / "served").exists()
+    # Another store counts too; beside the store is fine.
+    other = tmp_path / "other"
+    (other / "versions").mkdir(parents=True)
+    (other / ".incw2v-store").write_text("{}")
+    config = make_config(corpora["a"], extra=f"publish: [{{to: '{other}/served'}}]")
+    assert cli("validate", config).code == 78
+    config = make_config(corpora["a"], extra="publish: [{to: served}]")
+    assert cli("validate", config).code == 0
 
 
 def test_publish_config_is_checked(tmp_path: Path, corpora: dict[str, Path],

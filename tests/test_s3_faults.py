@@ -11,9 +11,12 @@ plays another "host": its own ``INCW2V_HOST`` and its own cache folder.
   later run leaves no leftover, and one more changes nothing.
 - Races: 2 and 8 hosts apply the same corpus at once: exactly one version.
 - A holder stopped (SIGSTOP) past its lease, then resumed: refused, invisible.
+- A holder busy for five lease periods renews its lease: another host is refused (75)
+  half way through, and the holder commits; without renewals the same test fails.
 - The server gone in the middle of an upload, and reset connections: exit 74,
   the store unchanged, the next run succeeds.
-- Readers export and query during 20 updates and 4 prunes without one failure.
+- Readers export and query during 20 updates and 4 prunes without one failure, and a
+  consumer polling an S3 publish target never accepts a torn or mixed set of files.
 
 The deliberately broken variants (patched in by the fault driver, never in the
 package) must fail the same checks, or the checks prove nothing.
@@ -35,7 +38,14 @@ from typing import Any
 import pytest
 
 from faults import Driver, Run, S3View, check_s3_store, readers_during
-from helpers import FlakyProxy, host_env, package_env, s3_store_config
+from helpers import (
+    FlakyProxy,
+    finish_publish_reader,
+    host_env,
+    package_env,
+    s3_store_config,
+    start_publish_reader,
+)
 from incremental_w2v.errors import IncW2VError
 from test_concurrency import READER, new_corpus
 from test_crash_sweep import write_workspace
@@ -367,6 +377,98 @@ def test_the_stopped_holder_test_catches_an_unconditional_manifest(
     assert any("is not the manifest any more" in p for p in problems)  # ... over beta's
 
 
+# -- a lease renewed while its holder works ----------------------------------------------------
+
+
+def renewed_holder(driver: Driver, place: S3Place, variant: str | None = None
+                   ) -> tuple[list[str], int]:
+    """Host alpha applies a corpus that arrives slowly through a named pipe, so its run
+    lasts about five lease periods; half way through (the lease long expired unless
+    renewed), beta tries to run. Returns the violations, as sentences, and how many times
+    the lease object was rewritten by alpha meanwhile."""
+    import threading
+
+    config = place.config("renew")
+    view = place.view("renew")
+    assert driver.run(["add-corpus", str(config)], env=place.env("first")).status == 0
+    fifo = place.folder / "slow.txt"
+    os.mkfifo(fifo)
+    pid, out = driver.start(["add-corpus", str(config), str(fifo), "--json"],
+                            env=place.env("alpha"), variant=variant)
+    held = view.wait_for_holder(pid)
+    seen: list[tuple[str, dict[str, Any]]] = []  # (ETag, lease) while alpha worked
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.wait(0.1):
+            got = view.client.get_object(Bucket=view.bucket, Key="renew/lease.json")
+            seen.append((got["ETag"], json.loads(got["Body"].read())))
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    lines = (place.folder / "c.txt").read_text().splitlines(keepends=True)
+    half = len(lines) // 2
+    started = time.monotonic()
+    with open(fifo, "w") as pipe:
+        for i, line in enumerate(lines):
+            if i == half:  # ~2.5 lease periods in: without renewals it expired long ago
+                time.sleep(max(0.0, 2.5 * LEASE - (time.monotonic() - started)))
+                beta = driver.run(["add-corpus", str(config), "--json"], env=place.env("beta"))
+            pipe.write(line)
+            pipe.flush()
+            time.sleep(5 * LEASE / len(lines))
+    alpha = driver.wait(pid, out)
+    lasted = time.monotonic() - started
+    done.set()
+    watcher.join()
+    problems = []
+    if lasted < 4 * LEASE:
+        problems.append(f"alpha's run lasted only {lasted:.1f}s")
+    if beta.status != 75 or f"pid {pid} on host alpha" not in beta.stderr:
+        problems.append(f"beta exited {beta.status} instead of being refused: "
+                        f"{beta.stderr[-300:]}")
+    if alpha.status != 0:
+        problems.append(f"alpha exited {alpha.status}: {alpha.stderr[-300:]}")
+    mine = [(etag, lease) for etag, lease in seen if lease.get("state") == "held"
+            and lease.get("token") == held["token"]]
+    if len(mine) != len([1 for _, lease in seen if lease.get("state") == "held"]):
+        problems.append("another run held the lease while alpha worked")
+    renewals = len({etag for etag, _ in mine}) - 1
+    if renewals < 4:
+        problems.append(f"the lease was renewed {renewals} times in {lasted:.1f}s")
+    if any(lease["fence"] != held["fence"] for _, lease in mine):
+        problems.append("the fencing number changed under alpha")
+    try:
+        rows = view.lineage()
+    except IncW2VError as exc:
+        return [*problems, f"unreadable store: {exc.message}"], renewals
+    if [r["version"] for r in rows] != ["v0001", "v0002", "v0003"] or \
+            rows[-1]["added"] != [fifo.name]:
+        problems.append(f"versions {[(r['version'], r['added']) for r in rows]}")
+    events = (view.manifest() or {"events": []})["events"]
+    if any(e["action"] == "lease-broken" for e in events):
+        problems.append("alpha's lease was broken")
+    final = view.lease()
+    if final["state"] != "released" or final["fence"] != held["fence"]:
+        problems.append(f"the lease ended {final['state']} at fence {final['fence']}")
+    return problems + check_s3_store(view, {}), renewals
+
+
+def test_a_lease_is_renewed_while_its_holder_works(driver: Driver, place: S3Place) -> None:
+    problems, renewals = renewed_holder(driver, place)
+    print(f"lease of {LEASE:g}s: renewed {renewals} times during the run")
+    assert problems == []
+
+
+def test_the_renewal_test_catches_a_lease_never_renewed(driver: Driver, place: S3Place
+                                                         ) -> None:
+    problems, renewals = renewed_holder(driver, place, variant="no-renewal")
+    print(f"never renewed: {problems}")
+    assert renewals == 0
+    assert any("beta exited 0" in p for p in problems)  # it broke the expired lease ...
+    assert any("alpha exited 75" in p for p in problems)  # ... and alpha's commit failed
+
+
 # -- the network -------------------------------------------------------------------------------
 
 
@@ -418,6 +520,9 @@ def test_s3_readers_never_fail_during_20_updates_and_prunes(
     driver: Driver, place: S3Place
 ) -> None:
     config = place.config("readers")
+    # A publish target on the store's server, beside the store: a consumer polls its pointer.
+    config.write_text(config.read_text() + f"publish:\n  - to: s3://{place.bucket}/served\n"
+                      "    formats: [word2vec-text, word2vec-binary, keyedvectors]\n")
     assert driver.run(["add-corpus", str(config)], env=place.env("writer")).status == 0
     stop = place.folder / "stop"
     readers = [
@@ -427,11 +532,26 @@ def test_s3_readers_never_fail_during_20_updates_and_prunes(
             env=package_env(**place.env(f"reader{i}")))
         for i in range(2)
     ]
-    readers_during(
-        readers, stop,
-        lambda i: driver.run(["add-corpus", str(config), str(new_corpus(place.folder, i))],
-                             env=place.env("writer")),
-        lambda: driver.run(["prune", str(config), "--keep", "2"], env=place.env("writer")))
+    consumer_stop = place.folder / "consumer-stop"
+    fetched = place.folder / "consumer"
+    fetched.mkdir()
+    consumer = start_publish_reader(f"s3://{place.bucket}/served", consumer_stop,
+                                    place.endpoint, str(fetched))
+    try:
+        readers_during(
+            readers, stop,
+            lambda i: driver.run(["add-corpus", str(config), str(new_corpus(place.folder, i))],
+                                 env=place.env("writer")),
+            lambda: driver.run(["prune", str(config), "--keep", "2"], env=place.env("writer")))
+    finally:
+        consumed = finish_publish_reader(consumer, consumer_stop, "v0022")
+    # The consumer accepted only whole sets, each file's sha256 the pointer's, and ended on
+    # the current version; a set caught mid-publish was read again, never accepted.
+    print(f"publish consumer: {len(consumed['seen'])} versions loaded, "
+          f"{consumed['retries']} retries")
+    assert consumed["seen"][0] == "v0002" and consumed["seen"][-1] == "v0022"
+    assert consumed["seen"] == sorted(set(consumed["seen"]))  # only ever forward
+    assert len(consumed["seen"]) >= 3
     view = place.view("readers")
     assert check_s3_store(view, {}) == []
     assert view.manifest()["current"] == "v0022"  # type: ignore[index]  (base, b, 20 more)

@@ -81,6 +81,13 @@ class Sanitizer(logging.Filter):
             message = record.getMessage()
         except (TypeError, ValueError):  # a library's malformed format: show it as it is
             message = f"{record.msg} {record.args}"
+        # A traceback a library logs (botocore's retries, at debug level) is part of the
+        # text: its exception names the URL it could not reach, user-info and all.
+        if record.exc_info:
+            message += "\n" + logging.Formatter().formatException(record.exc_info)
+        if record.stack_info:
+            message += "\n" + record.stack_info
+        record.exc_info, record.exc_text, record.stack_info = None, None, None
         record.msg, record.args = self.clean(message), None
         record._incw2v_clean = True  # the file handler sees the same record
         return True

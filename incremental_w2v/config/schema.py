@@ -420,6 +420,13 @@ class Config(Strict):
         return is_remote_store(self.store)
 
     @property
+    def s3_endpoint(self) -> str | None:
+        """The S3 server of the store and of ``publish:`` targets on S3:
+        ``store_options.endpoint_url``, else ``sources.s3_endpoint_url``, else the SDK's
+        own (AWS, or ``AWS_ENDPOINT_URL_S3``). Corpora use ``sources.s3_endpoint_url``."""
+        return self.store_options.endpoint_url or self.sources.s3_endpoint_url
+
+    @property
     def store_path(self) -> Path:
         """The folder of a local store."""
         if self.store_is_remote:

@@ -64,8 +64,8 @@ class StoreOptions(Strict):
     """``store_options:``: settings of a store on S3 (or MinIO, Ceph, any S3-compatible server)."""
 
     endpoint_url: str | None = Field(
-        None, description="the S3-compatible server (default: sources.s3_endpoint_url, else "
-        "the SDK's own, i.e. AWS)")
+        None, description="the S3-compatible server of the store and of publish targets on "
+        "S3 (default: sources.s3_endpoint_url, else the SDK's own, i.e. AWS)")
     cache_dir: str | None = Field(
         None, description="local cache of downloaded versions (default: $INCW2V_CACHE_DIR, "
         "else $XDG_CACHE_HOME/incw2v or ~/.cache/incw2v); working files go there too")

@@ -5,7 +5,7 @@ Conditional writes are S3's own (since 2024, and in MinIO, Ceph and moto):
 ETAG`` replaces only the version that was read; a refused condition raises
 :class:`PreconditionFailed`. Credentials come from the environment or the
 SDK's chain and never appear in a message: errors are rewritten here, with
-every credential value masked.
+every credential value masked (:func:`scrubbed`, which publish targets use too).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from incremental_w2v.errors import ConfigError, IncW2VError, OutputError, StoreIOError
+from incremental_w2v.uris import environment_secrets, scrub
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +53,21 @@ class Listed:
     size: int
 
 
+def scrubbed(text: str, session: Any = None) -> str:
+    """An SDK's error text fit to show: every URL redacted (botocore names the endpoint it
+    could not reach, user-info included, e.g. one from ``AWS_ENDPOINT_URL_S3``), the
+    session's credentials and the environment's secrets masked, ASCII only."""
+    secrets = environment_secrets()
+    if session is not None:
+        try:
+            creds = session.get_credentials()
+        except Exception:  # no credentials at all: nothing more to mask
+            creds = None
+        if creds is not None:
+            secrets += [s for s in (creds.access_key, creds.secret_key, creds.token) if s]
+    return scrub(text, extra=secrets).encode("ascii", "backslashreplace").decode("ascii")
+
+
 def _server_now(response: dict[str, Any]) -> datetime:
     date = response.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("date")
     try:
@@ -63,8 +79,8 @@ def _server_now(response: dict[str, Any]) -> datetime:
 class Bucket:
     """A bucket and key prefix on an S3-compatible server."""
 
-    def __init__(self, bucket: str, prefix: str, endpoint_url: str | None, location: str
-                 ) -> None:
+    def __init__(self, bucket: str, prefix: str, endpoint_url: str | None, location: str,
+                 setting: str = "store:") -> None:
         # botocore itself: boto3 would add 0.06 s to every run, a no-op's included.
         import botocore.session
         from botocore.config import Config as BotoConfig
@@ -73,6 +89,7 @@ class Bucket:
         self.prefix = f"{prefix}/" if prefix else ""
         self.location = location
         self.endpoint_url = endpoint_url
+        self.setting = setting  # the config key that names this place, for hints
         self.session = botocore.session.get_session()
         self.client = self.session.create_client(
             "s3", endpoint_url=endpoint_url,
@@ -90,15 +107,7 @@ class Bucket:
     # -- errors ---------------------------------------------------------------------------
 
     def _scrub(self, text: str) -> str:
-        try:
-            creds = self.session.get_credentials()
-        except Exception:  # no credentials at all: nothing to mask
-            creds = None
-        if creds is not None:
-            for secret in (creds.access_key, creds.secret_key, creds.token):
-                if secret:
-                    text = text.replace(secret, "***")
-        return text.encode("ascii", "backslashreplace").decode("ascii")
+        return scrubbed(text, self.session)
 
     def error(self, exc: Exception, doing: str, writing: bool = False) -> IncW2VError:
         """Our error for a failed call (the caller raises it ``from None``)."""
@@ -117,7 +126,7 @@ class Bucket:
             message = self._scrub(str(err.get("Message", "")))
             if code == "NoSuchBucket":
                 return ConfigError(f"the bucket {self.bucket} does not exist ({where})",
-                                   hint="create the bucket, or fix 'store:' in the config")
+                                   hint=f"create the bucket, or fix '{self.setting}' in the config")
             if code in _CREDENTIAL_CODES:
                 return ConfigError(f"the S3 server refused the credentials while {where}: "
                                    f"{code}", hint="check the credentials in the environment")
@@ -159,18 +168,22 @@ class Bucket:
         return Obj(body, response["ETag"], response["LastModified"], _server_now(response))
 
     def exists(self, name: str) -> bool:
+        return self.head(name) is not None
+
+    def head(self, name: str) -> dict[str, Any] | None:
+        """``name``'s size and user metadata (``bytes``, ``metadata``), or None if absent."""
         try:
-            self.client.head_object(Bucket=self.bucket, Key=self.key(name))
+            found = self.client.head_object(Bucket=self.bucket, Key=self.key(name))
         except Exception as exc:
             if self._code(exc) in ("NoSuchKey", "404", "NotFound"):
-                return False
+                return None
             raise self.error(exc, f"looking for {name}") from None
-        return True
+        return {"bytes": found.get("ContentLength"), "metadata": found.get("Metadata", {})}
 
     def put(self, name: str, body: bytes, if_none_match: bool = False,
-            if_match: str | None = None) -> str:
+            if_match: str | None = None, content_type: str | None = None) -> str:
         """Write ``name``; returns its ETag. PreconditionFailed when a condition fails."""
-        extra: dict[str, str] = {}
+        extra: dict[str, str] = {"ContentType": content_type} if content_type else {}
         if if_none_match:
             extra["IfNoneMatch"] = "*"
         if if_match is not None:
@@ -179,24 +192,29 @@ class Bucket:
             response = self.client.put_object(Bucket=self.bucket, Key=self.key(name),
                                               Body=body, **extra)
         except Exception as exc:
-            if extra and self._code(exc) in _PRECONDITION_CODES | {"NoSuchKey"}:
+            if (if_none_match or if_match is not None) and \
+                    self._code(exc) in _PRECONDITION_CODES | {"NoSuchKey"}:
                 raise PreconditionFailed(name) from None
             raise self.error(exc, f"writing {name}", writing=True) from None
         return str(response["ETag"])
 
-    def upload(self, name: str, path: Path) -> None:
-        """Upload the local file ``path`` as ``name`` (multipart when it is large)."""
+    def upload(self, name: str, path: Path, metadata: dict[str, str] | None = None) -> None:
+        """Upload the local file ``path`` as ``name`` (multipart when it is large), with
+        ``metadata`` as the object's user metadata."""
+        extra = {"Metadata": metadata} if metadata else {}
         try:
             size = path.stat().st_size
             if size <= MULTIPART_BYTES:
                 with open(path, "rb") as handle:
-                    self.client.put_object(Bucket=self.bucket, Key=self.key(name), Body=handle)
+                    self.client.put_object(Bucket=self.bucket, Key=self.key(name), Body=handle,
+                                           **extra)
             else:
                 from boto3.s3.transfer import S3Transfer, TransferConfig
 
                 S3Transfer(self.client, TransferConfig(
                     multipart_threshold=MULTIPART_BYTES, multipart_chunksize=64 << 20,
-                    use_threads=False)).upload_file(str(path), self.bucket, self.key(name))
+                    use_threads=False)).upload_file(str(path), self.bucket, self.key(name),
+                                                    extra_args=extra or None)
         except OSError:
             raise
         except Exception as exc:

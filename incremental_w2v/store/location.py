@@ -20,6 +20,7 @@ from incremental_w2v.fsutil import store_root_of
 from incremental_w2v.store.backend import Backend
 from incremental_w2v.store.local import LocalBackend
 from incremental_w2v.store.store import Store
+from incremental_w2v.uris import redact
 
 if TYPE_CHECKING:
     from incremental_w2v.config.schema import Config
@@ -90,10 +91,47 @@ def open_store(config: Config, create: bool = False, must_exist: bool = True) ->
     return store
 
 
+def check_publish_places(config: Config) -> None:
+    """Raise ConfigError (78) naming every ``publish:`` target inside a store.
+
+    A publish is an output, and no output is written inside a store: a local
+    target inside the config's own store (even before it exists), inside any
+    other store or a store's cache, after resolving symlinks; an S3 target at or
+    under an S3 store's prefix (both are on the store's server, ``s3_endpoint``),
+    where its files would make the prefix "not a store".
+    """
+    from incremental_w2v.config.store import split_s3
+
+    problems: list[str] = []
+    for index, entry in enumerate(config.publish):
+        where = config.publish_location(entry)
+        if where.lower().startswith("s3://"):
+            if not config.store_is_remote:
+                continue
+            bucket, prefix = split_s3(where)
+            store_bucket, store_prefix = split_s3(config.store)
+            if bucket == store_bucket and (not store_prefix or prefix == store_prefix
+                                           or prefix.startswith(store_prefix + "/")):
+                problems.append(f"publish[{index}].to: {redact(entry.to)} is inside the "
+                                f"store {config.store_location}")
+            continue
+        inside = store_root_of(Path(where), roots=() if config.store_is_remote
+                               else (config.store_path,))
+        if inside is not None:
+            problems.append(f"publish[{index}].to: {where} is inside the incw2v store (or "
+                            f"store cache) {inside}")
+    if problems:
+        raise ConfigError(
+            f"{config.path}: {len(problems)} publish target(s) inside a store, whose files "
+            "only incw2v itself may write", problems,
+            hint="publish to a folder or prefix outside every store, e.g. beside it")
+
+
 def check_place(config: Config) -> None:
     """``validate``'s check of the store's place (no network: an S3 store's form and its
-    cache's place only)."""
+    cache's place only), and of its publish targets'."""
     check_cache_place(config)
+    check_publish_places(config)
     if config.store_is_remote:
         return
     # A new place, or a damaged store, is a store's place all the same.

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from incremental_w2v.store.location import backend_for
+from incremental_w2v.store.location import backend_for, check_publish_places
 from incremental_w2v.store.store import Store
 
 if TYPE_CHECKING:
@@ -31,6 +31,8 @@ def locked(where: Config | Path, command: str, wait: float = 0.0, create: bool =
     there is none (only ``add-corpus`` creates one). ``repairing``: a store whose
     manifest is missing or damaged is opened, and nothing is swept.
     """
+    if not isinstance(where, Path):
+        check_publish_places(where)  # before anything is trained, read or written
     store = Store.open(backend_for(where), create=create, repairing=repairing)
     with store.backend.lock(command, wait):
         if not repairing:

@@ -32,19 +32,21 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from incremental_w2v.config.schema import Config, PublishTarget
-from incremental_w2v.errors import IncW2VError, StoreIOError
+from incremental_w2v.errors import ConfigError, IncW2VError, StoreIOError
 from incremental_w2v.fsutil import atomic_write_bytes, os_error, sha256_file, store_root_of
+from incremental_w2v.store.bucket import scrubbed
 from incremental_w2v.store.manifest import VersionMeta, now_iso
 from incremental_w2v.store.store import Store
 from incremental_w2v.uris import redact
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 POINTER = "current.json"
 FILE_NAMES = {"word2vec-text": "vectors.txt", "word2vec-binary": "vectors.bin",
@@ -55,6 +57,7 @@ class Target(Protocol):
     """Where one ``publish:`` entry writes: a local folder or an S3 prefix."""
 
     shown: str
+    staged: bool  # files are written to the store's working folder, then uploaded
 
     def read_pointer(self) -> dict[str, Any] | None: ...
 
@@ -72,6 +75,8 @@ class Target(Protocol):
 
 class LocalTarget:
     """A folder: the vectors are written in place by ``write_vectors`` (atomically)."""
+
+    staged = False
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
@@ -108,25 +113,37 @@ class LocalTarget:
 
 
 class S3Target:
-    """An ``s3://bucket/prefix``: files are written locally, then each is PUT (atomic)."""
+    """An ``s3://bucket/prefix``: files are written locally, then each is PUT (atomic).
 
-    def __init__(self, uri: str, endpoint_url: str | None) -> None:
-        import boto3
+    It goes through the store's own :class:`~incremental_w2v.store.bucket.Bucket`, so its
+    errors are scrubbed of every credential as the store's are; on the store's server
+    (``Config.s3_endpoint``).
+    """
 
-        bucket, _, prefix = uri[len("s3://"):].partition("/")
-        self.bucket, self.prefix = bucket, prefix.strip("/")
+    staged = True
+
+    def __init__(self, uri: str, endpoint_url: str | None, setting: str) -> None:
+        from incremental_w2v.config.store import split_s3
+        from incremental_w2v.store.bucket import Bucket  # botocore only for S3 targets
+
         self.shown = redact(uri)
-        self.client = boto3.client("s3", endpoint_url=endpoint_url)
+        self.bucket = Bucket(*split_s3(uri), endpoint_url, self.shown, setting=setting)
 
-    def _key(self, name: str) -> str:
-        return f"{self.prefix}/{name}" if self.prefix else name
+    @staticmethod
+    def _io(call: Callable[[], T]) -> T:
+        # A target that cannot be written (its bucket missing, the credentials refused) is
+        # an I/O failure of the publish (74), whatever it would mean for the store.
+        try:
+            return call()
+        except ConfigError as exc:
+            raise StoreIOError(exc.headline, hint=exc.hint) from None
 
     def read_pointer(self) -> dict[str, Any] | None:
-        try:
-            body = self.client.get_object(Bucket=self.bucket, Key=self._key(POINTER))["Body"]
-            data = json.loads(body.read())
-        except self.client.exceptions.NoSuchKey:
+        found = self._io(lambda: self.bucket.get(POINTER))
+        if found is None:
             return None
+        try:
+            data = json.loads(found.body)
         except ValueError:
             return None
         return data if isinstance(data, dict) else None
@@ -137,27 +154,23 @@ class S3Target:
             yield work
 
     def put(self, name: str, path: Path, sha256: str) -> dict[str, Any]:
-        self.client.upload_file(str(path), self.bucket, self._key(name),
-                                ExtraArgs={"Metadata": {"sha256": sha256}})
+        self._io(lambda: self.bucket.upload(name, path, metadata={"sha256": sha256}))
         return {}  # the object carries its sha256
 
     def holds(self, name: str, info: dict[str, Any]) -> bool:
-        try:
-            head = self.client.head_object(Bucket=self.bucket, Key=self._key(name))
-        except self.client.exceptions.ClientError:  # missing (404), or not ours to read
-            return False
-        return bool(head.get("ContentLength") == info.get("bytes")
-                    and head.get("Metadata", {}).get("sha256") == info.get("sha256"))
+        found = self._io(lambda: self.bucket.head(name))
+        return bool(found is not None and found["bytes"] == info.get("bytes")
+                    and found["metadata"].get("sha256") == info.get("sha256"))
 
     def put_pointer(self, data: bytes) -> None:
-        self.client.put_object(Bucket=self.bucket, Key=self._key(POINTER), Body=data,
-                               ContentType="application/json")
+        self._io(lambda: self.bucket.put(POINTER, data, content_type="application/json"))
 
 
-def target_of(config: Config, entry: PublishTarget) -> Target:
+def target_of(config: Config, index: int) -> Target:
+    entry = config.publish[index]
     where = config.publish_location(entry)
     if where.lower().startswith("s3://"):
-        return S3Target(where, config.sources.s3_endpoint_url)
+        return S3Target(where, config.s3_endpoint, f"publish[{index}].to")
     return LocalTarget(Path(where))
 
 
@@ -190,10 +203,10 @@ def publish_current(store: Store, config: Config, force: bool = False) -> list[s
         return []
     written: list[str] = []
     loaded: list[tuple[VersionMeta, Any]] = []  # the version's meta and model, read once
-    for entry in config.publish:
+    for index, entry in enumerate(config.publish):
         target = None
         try:
-            target = target_of(config, entry)
+            target = target_of(config, index)
             if not force and not is_stale(target.read_pointer(), current, entry, target):
                 continue
             if not loaded:
@@ -208,11 +221,11 @@ def publish_current(store: Store, config: Config, force: bool = False) -> list[s
             exc.hint = ((exc.hint + "; ") if exc.hint else "") + (
                 "'incw2v publish CONFIG' retries, and so does the next add-corpus run")
             raise
-        except Exception as exc:  # the S3 client's own errors
+        except Exception as exc:  # an OSError, or the SDK's own (building its client)
             raise StoreIOError(
                 f"publishing {current} to {target.shown if target else redact(entry.to)} "
-                f"failed: {type(exc).__name__}: {str(exc)[:300]}; {current} is committed and "
-                "current in the store",
+                f"failed: {type(exc).__name__}: {scrubbed(str(exc))[:300]}; {current} is "
+                "committed and current in the store",
                 hint="check the target (network, endpoint, credentials, bucket); "
                 "'incw2v publish CONFIG' retries, and so does the next add-corpus run",
             ) from None
@@ -230,8 +243,10 @@ def _publish(store: Store, meta: VersionMeta, model: Any, entry: PublishTarget,
         for fmt in entry.formats:
             main = FILE_NAMES[fmt]
             # Side files first, the main file last, as a local publish renames them.
-            # An S3 target's files are staged in the store's own working folder.
-            written = write_vectors(model.wv, fmt, folder / main, store=store_root_of(folder))
+            # An S3 target's files are staged in the store's own working folder; a local
+            # target is an output like any other, never inside a store.
+            written = write_vectors(model.wv, fmt, folder / main,
+                                    store=store_root_of(folder) if target.staged else None)
             for path in sorted(written, key=lambda p: p.name == main):
                 digest = sha256_file(path)
                 files[path.name] = {"format": fmt, "sha256": digest,

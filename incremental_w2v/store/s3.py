@@ -110,7 +110,7 @@ class S3Backend(Backend):
         bucket_name, prefix = split_s3(config.store)
         location = f"s3://{bucket_name}/{prefix}" if prefix else f"s3://{bucket_name}"
         options = config.store_options
-        endpoint = options.endpoint_url or config.sources.s3_endpoint_url
+        endpoint = config.s3_endpoint
         ident = hashlib.sha256(f"{endpoint or 'aws'}|{bucket_name}|{prefix}".encode())
         root = cache_root(config) / ident.hexdigest()[:16]
         try:

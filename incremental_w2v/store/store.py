@@ -133,8 +133,9 @@ class Store:
                 if not repairing:
                     raise
                 return
-            if not backend.has_marker() and not _written_by_0_1(data, manifest):
-                # A manifest.json that merely parses ('{}', another tool's) is no store.
+            # A manifest.json that merely parses ('{}', another tool's) is no store. The
+            # marker is asked only then: on S3 it is a request, and a no-op makes few.
+            if not _written_by_0_1(data, manifest) and not backend.has_marker():
                 if not backend.has_versions():
                     raise self._foreign()
                 if not repairing:
