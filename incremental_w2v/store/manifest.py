@@ -29,6 +29,14 @@ def version_name(ref: str) -> str:
     return f"v{int(ref.lstrip('v')):04d}" if VERSION_REF.match(ref) else ref
 
 
+def checked_version(value: str) -> str:
+    """``value`` if it is a version name (names become paths: nothing like '../x' or
+    '/etc' may get through); else ValueError."""
+    if not VERSION_RE.match(value):
+        raise ValueError(f"not a version name: {value!r}")
+    return value
+
+
 def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
@@ -94,9 +102,7 @@ class VersionMeta(StrictRecord):
     @field_validator("version", "parent")
     @classmethod
     def _safe_name(cls, value: str | None) -> str | None:
-        if value is not None and not VERSION_RE.match(value):
-            raise ValueError(f"not a version name: {value!r}")
-        return value
+        return None if value is None else checked_version(value)
 
 
 class VersionEntry(StrictRecord):
@@ -115,10 +121,7 @@ class VersionEntry(StrictRecord):
     @field_validator("version")
     @classmethod
     def _safe_name(cls, value: str) -> str:
-        # Names become paths: nothing like '../x' or '/etc' may get through.
-        if not VERSION_RE.match(value):
-            raise ValueError(f"not a version name: {value!r}")
-        return value
+        return checked_version(value)
 
     @field_validator("upload")
     @classmethod
