@@ -17,6 +17,7 @@ from gensim.models import FastText, Word2Vec
 
 from helpers import Result, committed, version_model, write_config
 from incremental_w2v.config.schema import ModelParams, UpdateSettings, load_config
+from incremental_w2v.progress import Progress
 from incremental_w2v.train.ledger import Ledger, count_tokens
 from incremental_w2v.train.model import apply_update, freeze_old_words, train_base
 from incremental_w2v.train.rehearsal import (
@@ -621,3 +622,33 @@ def test_default_epochs_keep_an_update_within_its_token_budget(
         other = write_config(tmp_path, body.rstrip(" ") + "        " + extra + "\n",
                              name="other.yaml")
         assert load_config(other).update_epochs == epochs, extra
+
+
+def test_training_progress_counts_epochs_of_different_sizes(
+    corpora: dict[str, Path], make_config: Callable[..., Path], cli: Callable[..., Result],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With a ramp the update's epochs grow; the progress still ends at its total, not 2x."""
+    config = make_config(corpora["a"], [corpora["b"]],
+                         extra="rehearsal: {share: 1.0, schedule: ramp}\nupdate: {epochs: 3}")
+    text = config.read_text().replace("update:\n  epochs: 2\n", "")  # the fixture's own
+    config.write_text(text)
+    ended: list[tuple[float, float | None]] = []
+    real_close = Progress.close
+
+    def recording_close(self: Progress) -> None:
+        if self.desc == "training":
+            ended.append((self.n, self.total))
+        real_close(self)
+
+    monkeypatch.setattr(Progress, "close", recording_close)
+    assert cli("add-corpus", config).code == 0
+    monkeypatch.undo()
+    reh = history(cli, config)[1]["update_params"]["rehearsal"]
+    base, update = ended
+    assert base[0] == base[1]
+    # The update's progress reached what it trained; its planned total is that, but for
+    # the whole sentences that make each epoch's replay reach its target.
+    longest = max(len(line.split()) for line in corpora["a"].read_text().splitlines())
+    assert update[0] == reh["trained_tokens"], (update, reh)
+    assert update[1] is not None and abs(update[1] - update[0]) <= 3 * longest, (update, reh)

@@ -206,7 +206,7 @@ def train_base(
             f"no word reaches min_count={params.min_count} in the base corpus",
             hint="lower model.min_count or use a larger base corpus",
         )
-    with training_progress(tokens, params.epochs) as progress:
+    with training_progress(tokens * params.epochs) as progress:
         _train(model, workfile, sentences, tokens, params.epochs, params.alpha,
                params.min_alpha, progress)
     _restore(model, params)
@@ -233,6 +233,7 @@ def apply_update(
     epochs: int,
     update_index: int = 0,
     consolidation: tuple[Callable[[], EpochFile], float] | None = None,
+    planned_tokens: int | None = None,
 ) -> TrainReport:
     """Grow the vocabulary from the (already updated) ledger and continue training.
 
@@ -241,7 +242,8 @@ def apply_update(
     new corpus alone; ``epochs``: how many this update trains. The learning rate
     runs linearly from the update's start to its end across all epochs, one
     ``train()`` call per epoch. ``consolidation``: what a last pass trains on, and
-    its start learning rate (down to the update's end).
+    its start learning rate (down to the update's end). ``planned_tokens``: what all the
+    epochs will train, for the progress (default: the first epoch's, ``epochs`` times).
     """
     started = time.perf_counter()
     old_size = len(model.wv)
@@ -263,20 +265,21 @@ def apply_update(
         progress: Progress | None = None
         for epoch in range(epochs):
             fed = epoch_file(epoch)
-            if progress is None:  # every epoch trains on about as many tokens as the first
-                progress = stack.enter_context(training_progress(fed.tokens, epochs))
+            if progress is None:
+                progress = stack.enter_context(
+                    training_progress(planned_tokens or fed.tokens * epochs))
             a0 = start + (end - start) * epoch / epochs
             a1 = start + (end - start) * (epoch + 1) / epochs
             with freeze_old_words(model, old_size) if epoch < frozen else nullcontext():
                 _train(model, fed.path, fed.sentences, fed.tokens, 1, a0, a1, progress,
-                       first_epoch=epoch, total_epochs=epochs)
+                       first_epoch=epoch, total_epochs=epochs, done_before=tokens)
             sentences += fed.sentences
             tokens += fed.tokens
         if consolidation is not None and old_size:
             fed, alpha = consolidation[0](), consolidation[1]
             if fed.tokens:
                 _train(model, fed.path, fed.sentences, fed.tokens, 1, max(alpha, end), end,
-                       stack.enter_context(training_progress(fed.tokens, 1)))
+                       stack.enter_context(training_progress(fed.tokens)))
                 sentences += fed.sentences
                 tokens += fed.tokens
     _restore(model, params)
@@ -383,9 +386,9 @@ def _keep_all(word: str, count: int, min_count: int) -> int:
     return int(RULE_KEEP)
 
 
-def training_progress(tokens: int, epochs: int) -> Progress:
-    """One progress for all of a version's training: ``epochs`` passes over ``tokens``."""
-    return Progress("training", total=tokens * epochs, unit="words")
+def training_progress(total_tokens: int) -> Progress:
+    """One progress for all of a version's training: ``total_tokens`` in all epochs."""
+    return Progress("training", total=total_tokens, unit="words")
 
 
 def _train(
@@ -399,11 +402,12 @@ def _train(
     progress: Progress,
     first_epoch: int = 0,
     total_epochs: int | None = None,
+    done_before: int | None = None,
 ) -> None:
     """``epochs`` epochs of training; ``first_epoch``: how many this version trained before
     and ``total_epochs`` how many it trains in all (for the progress, which counts all of
     them; by default guessed from the progress's total, which holds only while every epoch
-    has as many tokens)."""
+    has as many tokens); ``done_before``: the tokens trained before this call."""
     # An update restarts the schedule on purpose; gensim would warn that alpha went up.
     model.min_alpha_yet_reached = start_alpha
     check_training_values(model, "the model")
@@ -411,7 +415,7 @@ def _train(
     if total_epochs is None:
         total_epochs = round(progress.total / tokens) if progress.total and tokens else epochs
     with TrainingWatch(progress, workfile, tokens, model.workers, first_epoch,
-                       total_epochs) as watch, failing_workers_fail_the_run(model):
+                       total_epochs, done_before) as watch, failing_workers_fail_the_run(model):
         model.train(
             corpus_file=str(workfile),
             total_examples=sentences,

@@ -390,7 +390,8 @@ def apply_one(
             model, config.model, config.update, ledger, epoch_file, res.sentences, epochs,
             update_index=index,
             consolidation=(consolidation_file, settings.consolidate_alpha)
-            if consolidating else None)
+            if consolidating else None,
+            planned_tokens=sum(res.tokens + min(t, report.buffer_held_tokens) for t in targets))
         t3 = time.perf_counter()
         pruned = prune_ledger(config, ledger, model, notes)
         draft = Draft(

@@ -69,13 +69,16 @@ class TrainingWatch:
     """gensim callbacks and a polling thread that move one :class:`Progress`.
 
     ``first_epoch``/``epochs``: this ``train()`` call's place in the whole training
-    (an update frozen for its first epochs trains in two calls).
+    (an update trains one call per epoch); ``done_before``: the tokens trained before it.
     """
 
     def __init__(self, progress: Progress, workfile: Path, tokens: int, workers: int,
-                 first_epoch: int, epochs: int) -> None:
+                 first_epoch: int, epochs: int, done_before: int | None = None) -> None:
         self.progress, self.workfile, self.tokens = progress, workfile, tokens
         self.workers, self.first_epoch, self.epochs = workers, first_epoch, epochs
+        # Tokens trained before this call: epochs of an update differ in size (the replay
+        # rises across them), so the position is counted, not first_epoch x tokens.
+        self.done_before = first_epoch * tokens if done_before is None else done_before
         self.epoch = first_epoch
         self.reader: EpochReader | None = None
         self.epoch_started = 0.0
@@ -112,12 +115,16 @@ class TrainingWatch:
         self.reader = None
         self.epoch += 1
         took = time.monotonic() - self.epoch_started
-        self.progress.advance_to(self.epoch * self.tokens)
+        self.progress.advance_to(self.position(0.0))
         left = (self.epochs - self.epoch) * took
         self.progress.milestone(
             f"epoch {self.epoch}/{self.epochs} done in {duration(took)}, "
             f"{human(self.tokens / max(took, 1e-9), 'words')}/s"
             + (f"; ETA {duration(left)}" if self.epoch < self.epochs else ""))
+
+    def position(self, fraction: float) -> float:
+        """Tokens trained so far, ``fraction`` of the way into the current epoch."""
+        return self.done_before + (self.epoch - self.first_epoch + fraction) * self.tokens
 
     def _poll(self) -> None:
         # Poll faster than the heartbeat so that a short interval still sees inside epochs.
@@ -125,7 +132,7 @@ class TrainingWatch:
         while not self._stop.wait(every):
             reader = self.reader
             if reader is not None:
-                self.progress.advance_to((self.epoch + reader.fraction()) * self.tokens)
+                self.progress.advance_to(self.position(reader.fraction()))
 
     def __enter__(self) -> TrainingWatch:
         self._thread.start()
