@@ -406,16 +406,14 @@ def _train(
 ) -> None:
     """``epochs`` epochs of training; ``first_epoch``: how many this version trained before
     and ``total_epochs`` how many it trains in all (for the progress, which counts all of
-    them; by default guessed from the progress's total, which holds only while every epoch
-    has as many tokens); ``done_before``: the tokens trained before this call."""
+    them; default: this call's); ``done_before``: the tokens trained before this call."""
     # An update restarts the schedule on purpose; gensim would warn that alpha went up.
     model.min_alpha_yet_reached = start_alpha
     check_training_values(model, "the model")
     wall, cpu = time.perf_counter(), time.process_time()
-    if total_epochs is None:
-        total_epochs = round(progress.total / tokens) if progress.total and tokens else epochs
-    with TrainingWatch(progress, workfile, tokens, model.workers, first_epoch,
-                       total_epochs, done_before) as watch, failing_workers_fail_the_run(model):
+    watch = TrainingWatch(progress, workfile, tokens, model.workers, first_epoch,
+                          total_epochs or epochs, done_before)
+    with watch, failing_workers_fail_the_run(model):
         model.train(
             corpus_file=str(workfile),
             total_examples=sentences,
